@@ -1,0 +1,374 @@
+"""Canonicalize URLs and derive their lookup expressions.
+
+The rules are Google Safe Browsing's ("URLs and hashing", v4), with the v5 rule
+for host suffixes: the shortest host tried is the registrable domain (eTLD+1
+from the Public Suffix List, private section included), so a listed
+``a.b.blogspot.com`` never widens into the whole platform.
+
+Everything here is pure: no I/O, no global state but two bounded caches.
+Unescaping is linear in the input length, so a hostile URL made of
+``%252525...`` cannot make it quadratic.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass
+
+import idna
+import tldextract
+
+__all__ = [
+    "Canonical",
+    "InvalidURL",
+    "canonicalize",
+    "canonicalize_traced",
+    "expressions",
+    "host_expressions",
+    "path_expressions",
+    "registrable_domain",
+]
+
+MAX_HOSTS = 5
+MAX_PATH_PREFIXES = 4
+MAX_URL_LENGTH = 64 * 1024
+
+# Schemes whose authority the browser parses leniently (WHATWG "special" schemes):
+# any run of slashes or backslashes may follow the colon, and a backslash
+# separates path segments.
+_SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_PORT_LIKE = re.compile(r"\d*(?:[/?\\]|$)")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_TO_ESCAPE = re.compile(r"[\x00-\x20\x7f-\xff#%]")
+_TAB_CR_LF = str.maketrans("", "", "\t\r\n")
+# Lower-case ASCII only: a host that is not valid UTF-8 is kept one character per
+# byte, and str.lower() would turn the byte 0xC2 into 0xE2.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+# Characters that cannot be part of a host once it is unescaped: a browser
+# refuses such a host, so a URL that has one is not a URL anyone can open.
+_FORBIDDEN_HOST_CHARS = frozenset("/\\?@")
+
+
+class InvalidURL(ValueError):
+    """The input has no usable host, or a scheme that has none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """A canonical URL in parts, with the steps that produced it."""
+
+    scheme: str
+    host: str
+    path: str
+    query: str | None
+    is_ip: bool
+    steps: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        query = "" if self.query is None else "?" + self.query
+        return f"{self.scheme}://{self.host}{self.path}{query}"
+
+
+def canonicalize(url: str) -> str:
+    """Return the Safe Browsing canonical form of *url*, scheme included.
+
+    >>> canonicalize("http://host/%25%32%35")
+    'http://host/%25'
+
+    Raises `InvalidURL` when the input has no usable host.
+    """
+    return canonicalize_traced(url).url
+
+
+def canonicalize_traced(url: str) -> Canonical:
+    """Like `canonicalize`, but keep the parts and a human-readable trace."""
+    if not isinstance(url, str):
+        raise InvalidURL(f"expected a URL string, got {type(url).__name__}")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidURL(f"URL is {len(url)} characters long, over the limit of {MAX_URL_LENGTH}")
+    steps: list[str] = []
+
+    text = url.strip(" \t\r\n\f\v")
+    stripped = text.translate(_TAB_CR_LF)
+    if stripped != text:
+        steps.append("removed tab, CR and LF characters")
+    text = stripped
+    if not text:
+        raise InvalidURL("empty URL")
+
+    hash_at = text.find("#")
+    if hash_at >= 0:
+        text = text[:hash_at]
+        steps.append("dropped the fragment")
+
+    scheme, rest = _split_scheme(text, steps)
+
+    query_at = rest.find("?")
+    if query_at >= 0:
+        before, query = rest[:query_at], rest[query_at + 1 :]
+    else:
+        before, query = rest, None
+    if scheme in _SPECIAL_SCHEMES and "\\" in before:
+        before = before.replace("\\", "/")
+        steps.append("read backslashes as slashes, as browsers do")
+    slash_at = before.find("/")
+    if slash_at >= 0:
+        authority, path = before[:slash_at], before[slash_at:]
+    else:
+        authority, path = before, "/"
+
+    host, is_ip = _canonical_host(authority, steps)
+    path = _canonical_path(path, steps)
+    if query is not None:
+        raw_query = query
+        query = _escape(_unescape(_to_bytes(query)))
+        if query != raw_query:
+            steps.append(f"query unescaped and re-escaped: {query!r}")
+    return Canonical(scheme, host, path, query, is_ip, tuple(steps))
+
+
+def _split_scheme(text: str, steps: list[str]) -> tuple[str, str]:
+    match = _SCHEME.match(text)
+    if match is not None:
+        scheme = match.group(1).lower()
+        after = text[match.end() :]
+        if scheme in _SPECIAL_SCHEMES:
+            return scheme, after.lstrip("/\\")
+        if after.startswith("//"):
+            return scheme, after[2:]
+        if not _PORT_LIKE.match(after):
+            # "javascript:...", "mailto:...", "data:...": there is no host to look up.
+            raise InvalidURL(f"scheme {scheme!r} has no host")
+        # "host:8080/path": a bare host with a port, not a scheme.
+    steps.append("no scheme: assumed http://")
+    return "http", text.lstrip("/\\")
+
+
+def _canonical_host(authority: str, steps: list[str]) -> tuple[str, bool]:
+    at = authority.rfind("@")
+    if at >= 0:
+        authority = authority[at + 1 :]
+        steps.append("dropped the user name and password")
+
+    if authority.startswith("["):
+        end = authority.find("]")
+        if end < 0:
+            raise InvalidURL(f"unterminated IPv6 address in {authority!r}")
+        literal, port = authority[1:end], authority[end + 1 :]
+        if port and not (port[0] == ":" and port[1:].isdigit() or port == ":"):
+            raise InvalidURL(f"junk after IPv6 address: {port!r}")
+        try:
+            address = ipaddress.IPv6Address(literal)
+        except ValueError as exc:
+            raise InvalidURL(f"invalid IPv6 address {literal!r}") from exc
+        if port:
+            steps.append("dropped the port")
+        return f"[{address.compressed}]", True
+
+    colon = authority.rfind(":")
+    if colon >= 0:
+        port = authority[colon + 1 :]
+        if port and not port.isdigit():
+            raise InvalidURL(f"invalid port {port!r}")
+        authority = authority[:colon]
+        steps.append("dropped the port")
+
+    raw = authority
+    host = _unescape(_to_bytes(authority))
+    if host != raw:
+        shown = host.encode("latin-1").decode("utf-8", "backslashreplace")
+        steps.append(f"host unescaped: {shown!r}")
+    host = _decode_host(host, steps)
+
+    dotted = ".".join(label for label in host.split(".") if label)
+    if dotted != host:
+        steps.append("removed leading, trailing and repeated dots in the host")
+    host = dotted.translate(_ASCII_LOWER)
+    if not host:
+        raise InvalidURL(f"no host in {raw!r}" if raw else "no host")
+    if not _FORBIDDEN_HOST_CHARS.isdisjoint(host):
+        raise InvalidURL(f"host {host!r} contains a character no browser accepts in a host")
+
+    ipv4 = _parse_ipv4(host)
+    if ipv4 is not None:
+        if ipv4 != host:
+            steps.append(f"IPv4 address {host!r} written as {ipv4!r}")
+        return ipv4, True
+    return _escape(host), False
+
+
+def _decode_host(host: str, steps: list[str]) -> str:
+    """Turn an unescaped host (one character per byte) into ASCII, via IDNA if needed."""
+    if host.isascii():
+        return host
+    try:
+        text = host.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return host  # not UTF-8: keep the bytes; they are re-escaped later
+    try:
+        mapped = idna.uts46_remap(text, std3_rules=False, transitional=False)
+        labels = [
+            label if label.isascii() else idna.alabel(label).decode("ascii")
+            for label in mapped.split(".")
+        ]
+    except (idna.IDNAError, UnicodeError):
+        return host
+    ascii_host = ".".join(labels)
+    steps.append(f"international host {text!r} converted to punycode {ascii_host!r}")
+    return ascii_host
+
+
+def _parse_ipv4(host: str) -> str | None:
+    """Return dotted-decimal form if *host* is any legal IPv4 spelling, else None."""
+    parts = host.split(".")
+    if len(parts) > 4 or not host[-1].isalnum() or not all(map(_IPV4_PART.fullmatch, parts)):
+        return None
+    values: list[int] = []
+    for part in parts:
+        if part[:2] in ("0x", "0X"):
+            values.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part[0] == "0":
+            values.append(int(part, 8))
+        else:
+            values.append(int(part))
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 256 ** (5 - len(values)):
+        return None
+    number = last
+    for index, value in enumerate(head):
+        number += value << (8 * (3 - index))
+    return str(ipaddress.IPv4Address(number))
+
+
+def _canonical_path(path: str, steps: list[str]) -> str:
+    raw = path
+    path = _unescape(_to_bytes(path))
+    if not path.startswith("/"):
+        path = "/" + path
+    if "/." in path or "//" in path:
+        segments: list[str] = []
+        parts = path.split("/")[1:]
+        for part in parts:
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if segments:
+                    segments.pop()
+                continue
+            segments.append(part)
+        trailing = parts[-1] in ("", ".", "..")
+        path = "/" + "/".join(segments) + ("/" if trailing and segments else "")
+    path = _escape(path)
+    if path != raw:
+        steps.append(f"path {raw!r} -> {path!r} (unescaped, dot segments and // resolved)")
+    return path
+
+
+def _to_bytes(text: str) -> str:
+    """Represent *text* as its UTF-8 bytes, one character per byte."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8").decode("latin-1")
+
+
+def _unescape(text: str) -> str:
+    """Percent-unescape until no escape is left, in one linear pass.
+
+    Decoding can only create a new escape that ends at the decoded character,
+    so re-checking the tail after each reduction reaches the same fixed point as
+    unescaping the whole string again and again.
+    """
+    if "%" not in text:
+        return text
+    out: list[str] = []
+    for char in text:
+        out.append(char)
+        while len(out) >= 3 and out[-3] == "%" and out[-2] in _HEX and out[-1] in _HEX:
+            decoded = chr(int(out[-2] + out[-1], 16))
+            del out[-3:]
+            out.append(decoded)
+    return "".join(out)
+
+
+def _escape(text: str) -> str:
+    """Percent-escape bytes <= 0x20, >= 0x7f, '#' and '%' with upper-case hex."""
+    if _TO_ESCAPE.search(text) is None:
+        return text
+    return _TO_ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", text)
+
+
+@functools.cache
+def _extractor() -> tldextract.TLDExtract:
+    # Offline by construction: no suffix-list URLs, no cache directory, so the
+    # snapshot bundled with tldextract is the only source.
+    return tldextract.TLDExtract(
+        suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def registrable_domain(host: str) -> str:
+    """The eTLD+1 of *host*, "" when *host* is itself a public suffix.
+
+    A host under a suffix the list does not know (``.test``, ``.example``,
+    an intranet name) is treated as if its last label were the suffix.
+    """
+    result = _extractor().extract_str(host)
+    if result.suffix:
+        return result.top_domain_under_public_suffix
+    labels = host.split(".")
+    return ".".join(labels[-2:])
+
+
+@functools.lru_cache(maxsize=65536)
+def host_expressions(host: str, is_ip: bool = False) -> tuple[str, ...]:
+    """The exact host, then up to four hosts from deepest to the registrable domain."""
+    if is_ip:
+        return (host,)
+    registrable = registrable_domain(host)
+    if not registrable or registrable == host:
+        return (host,)
+    labels = host.split(".")
+    base = registrable.count(".") + 1
+    hosts = [host]
+    for extra in range(MAX_HOSTS - 2, -1, -1):
+        count = base + extra
+        if count < len(labels):
+            hosts.append(".".join(labels[-count:]))
+    return tuple(hosts)
+
+
+def path_expressions(path: str, query: str | None) -> list[str]:
+    """Exact path with query, exact path, then up to four prefixes from the root."""
+    paths = []
+    if query is not None:
+        paths.append(f"{path}?{query}")
+    paths.append(path)
+    prefix = "/"
+    if prefix != path:
+        paths.append(prefix)
+    for component in path.split("/")[1:-1][: MAX_PATH_PREFIXES - 1]:
+        prefix = f"{prefix}{component}/"
+        if prefix != path:
+            paths.append(prefix)
+    return paths
+
+
+def expressions_of(canonical: Canonical) -> list[str]:
+    """All lookup expressions of an already canonical URL, most specific host first."""
+    paths = path_expressions(canonical.path, canonical.query)
+    return [host + path for host in host_expressions(canonical.host, canonical.is_ip) for path in paths]
+
+
+def expressions(url: str) -> list[str]:
+    """The host-suffix/path-prefix lookup expressions of *url*.
+
+    >>> expressions("http://a.b.c/1/2.html?param=1")[:4]
+    ['a.b.c/1/2.html?param=1', 'a.b.c/1/2.html', 'a.b.c/', 'a.b.c/1/']
+    """
+    return expressions_of(canonicalize_traced(url))
