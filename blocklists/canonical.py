@@ -20,12 +20,15 @@ from dataclasses import dataclass
 import idna
 import tldextract
 
+from .errors import InvalidURL
+
 __all__ = [
     "Canonical",
     "InvalidURL",
     "canonicalize",
     "canonicalize_traced",
     "expressions",
+    "expressions_of",
     "host_expressions",
     "path_expressions",
     "registrable_domain",
@@ -51,10 +54,6 @@ _IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
 # Characters that cannot be part of a host once it is unescaped: a browser
 # refuses such a host, so a URL that has one is not a URL anyone can open.
 _FORBIDDEN_HOST_CHARS = frozenset("/\\?@")
-
-
-class InvalidURL(ValueError):
-    """The input has no usable host, or a scheme that has none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,51 @@
+"""Check URLs against the lists: the index first, the store only on a hit.
+
+`Checker.prefilter` is what the request path calls: canonicalize, derive the
+expressions, look them up in the in-memory index. It does no I/O and never
+awaits, and for almost all traffic it finds nothing and that is the answer.
+On a prefix hit, `Checker.confirm` reads the full keys from the store and
+`decide` picks the winner. `reload` builds a new index from the store and
+swaps it in with one assignment, so a lookup sees the old index or the new
+one, never half of either.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .canonical import Canonical, canonicalize_traced, expressions_of
+from .index import PrefixIndex
+from .matching import Verdict, decide
+from .store import Store
+
+__all__ = ["Checker", "Prefiltered"]
+
+Prefiltered = tuple[Canonical, list[str], list[tuple[str, bytes]]]
+
+
+class Checker:
+    def __init__(self, store: Store, index: PrefixIndex | None = None) -> None:
+        self.store = store
+        self.index = index if index is not None else PrefixIndex.empty()
+
+    async def reload(self) -> PrefixIndex:
+        """Rebuild the index from the store and swap it in."""
+        index = PrefixIndex.from_prefix_bytes(await self.store.key_prefixes())
+        self.index = index
+        return index
+
+    def prefilter(self, url: str) -> Prefiltered:
+        """Canonical URL, its expressions, and those whose prefix is listed. Raises InvalidURL."""
+        canonical = canonicalize_traced(url)
+        expressions = expressions_of(canonical)
+        return canonical, expressions, self.index.hits(expressions)
+
+    async def confirm(self, url: str, prefiltered: Prefiltered, now: float | None = None) -> Verdict:
+        """Turn prefix hits into a verdict, reading full keys from the store."""
+        canonical, expressions, hits = prefiltered
+        found = await self.store.lookup([key for _, key in hits]) if hits else {}
+        return decide(url, canonical, expressions, hits, found, time.time() if now is None else now)
+
+    async def check(self, url: str, now: float | None = None) -> Verdict:
+        """The whole decision for one URL. Raises InvalidURL."""
+        return await self.confirm(url, self.prefilter(url), now)

@@ -1,0 +1,131 @@
+"""What a list entry is: an expression, its key, an action and why it is listed."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from .canonical import canonicalize_traced
+
+__all__ = [
+    "Action",
+    "Entry",
+    "expression_for",
+    "key_of",
+    "parse_duration",
+    "parse_time",
+]
+
+
+class Action(StrEnum):
+    """What the proxy does with a request that an entry matches."""
+
+    BLOCK = "block"  # a page with no way through
+    WARN = "warn"  # a page with a way through
+    AUDIT = "audit"  # logged, let through
+    ALLOW = "allow"  # an exception to the entries above
+
+    @property
+    def priority(self) -> int:
+        """At equal specificity the higher priority wins: allow > block > warn > audit."""
+        return _PRIORITY[self]
+
+
+_PRIORITY = {Action.ALLOW: 3, Action.BLOCK: 2, Action.WARN: 1, Action.AUDIT: 0}
+
+
+def key_of(expression: str) -> bytes:
+    """An entry's key: SHA-256 of its expression."""
+    return hashlib.sha256(expression.encode("utf-8")).digest()
+
+
+def expression_for(target: str) -> str:
+    """The expression that lists *target*: a host, a URL prefix or a page.
+
+    ``leak.example`` and ``http://leak.example/`` give ``leak.example/`` (the
+    host and everything under it); a URL ending in ``/`` gives a path prefix; any
+    other URL gives that page (with any query), or exactly that page and query
+    when it has one. Raises `InvalidURL` as `canonicalize` does.
+    """
+    text = target.strip()
+    if text.startswith("*."):
+        text = text[2:]  # "*.leak.example": a host entry covers subdomains anyway
+    canonical = canonicalize_traced(text)
+    query = "" if canonical.query is None else "?" + canonical.query
+    return f"{canonical.host}{canonical.path}{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One listed expression and its metadata.
+
+    The plaintext expression is optional: a hashed feed carries only keys.
+    Times are whole seconds since the epoch.
+    """
+
+    key: bytes
+    action: Action
+    expression: str | None = None
+    reason: str = ""
+    category: str = ""
+    incident: str = ""
+    source: str = ""
+    added_at: int = field(default_factory=lambda: int(time.time()))
+    expires_at: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.key) != 32:
+            raise ValueError(f"an entry key is 32 bytes of SHA-256, got {len(self.key)}")
+
+    @classmethod
+    def listing(cls, expression: str, action: Action, **metadata: object) -> Entry:
+        """An entry for a plaintext expression."""
+        return cls(key=key_of(expression), action=action, expression=expression, **metadata)  # type: ignore[arg-type]
+
+    def is_live(self, now: float) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+    @property
+    def label(self) -> str:
+        """How to name the entry to a person: its expression, or its hash."""
+        return self.expression if self.expression is not None else "sha256:" + self.key.hex()
+
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration such as ``90s``, ``15m``, ``12h``, ``30d``, ``1w2d``."""
+    value = text.strip().lower()
+    if value.isdigit():
+        return int(value)
+    pos, total = 0, 0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(value) or not value:
+        raise ValueError(f"invalid duration {text!r} (examples: 90s, 15m, 12h, 30d, 1w)")
+    return total
+
+
+def parse_time(text: str) -> int:
+    """Seconds since the epoch from an ISO 8601 date or time, or a number of seconds."""
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r} (use ISO 8601, e.g. 2026-12-31 or 2026-12-31T18:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())

@@ -1,0 +1,343 @@
+"""The local store: entries, their sources and events, in one SQLite file.
+
+One writer connection through aiosqlite, in WAL mode so readers never wait for
+it. The schema version lives in ``PRAGMA user_version``; `MIGRATIONS` brings an
+older file up to date, and a file from a newer linkwarn is refused rather than
+guessed at. Every write is one transaction: an import that fails half-way
+leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiosqlite
+
+from .entry import Action, Entry
+from .errors import StoreError
+
+__all__ = ["MIGRATIONS", "STORE_FILE", "ImportResult", "SourceInfo", "Store", "default_data_dir"]
+
+STORE_FILE = "linkwarn.sqlite3"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: entries keyed by SHA-256 of their expression, per source; events.
+    """
+    CREATE TABLE sources (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL DEFAULT 'local' CHECK (kind IN ('local', 'feed')),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE entries (
+        key BLOB NOT NULL CHECK (length(key) = 32),
+        source_id INTEGER NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+        expression TEXT,
+        action TEXT NOT NULL CHECK (action IN ('block', 'warn', 'audit', 'allow')),
+        reason TEXT NOT NULL DEFAULT '',
+        category TEXT NOT NULL DEFAULT '',
+        incident TEXT NOT NULL DEFAULT '',
+        added_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (key, source_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX entries_by_source ON entries (source_id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        client TEXT NOT NULL DEFAULT '',
+        action TEXT,
+        entry_key BLOB,
+        expression TEXT,
+        source TEXT,
+        url TEXT,
+        referrer_host TEXT,
+        detail TEXT
+    );
+    CREATE INDEX events_by_time ON events (at);
+    """,
+)
+
+
+def default_data_dir() -> Path:
+    """``$LINKWARN_DATA_DIR``, else ``$XDG_DATA_HOME/linkwarn``, else ``~/.local/share/linkwarn``."""
+    explicit = os.environ.get("LINKWARN_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "linkwarn"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    added: int
+    updated: int
+    unchanged: int
+    removed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    name: str
+    kind: str
+    entries: int
+    updated_at: int
+
+
+_ENTRY_COLUMNS = "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at"
+_BATCH = 500  # keys per IN (...) query, under SQLite's variable limit
+
+
+def _entry(row: sqlite3.Row | tuple[object, ...]) -> Entry:
+    key, action, expression, reason, category, incident, source, added_at, expires_at = row
+    return Entry(
+        key=bytes(key),  # type: ignore[arg-type]
+        action=Action(action),
+        expression=expression,  # type: ignore[arg-type]
+        reason=reason,  # type: ignore[arg-type]
+        category=category,  # type: ignore[arg-type]
+        incident=incident,  # type: ignore[arg-type]
+        source=source,  # type: ignore[arg-type]
+        added_at=added_at,  # type: ignore[arg-type]
+        expires_at=expires_at,  # type: ignore[arg-type]
+    )
+
+
+class Store:
+    """The SQLite store. Use as ``async with Store(path) as store:``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> Self:
+        return cls(data_dir / STORE_FILE)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        try:
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await self._migrate(db)
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise StoreError(f"{self.path} is not a usable linkwarn store: {exc}") from exc
+        except StoreError:
+            await db.close()
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return self._db
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}; this linkwarn knows up to "
+                f"{len(MIGRATIONS)}: upgrade linkwarn"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], version + 1):
+            # executescript commits first; the version bump is in the same script.
+            await db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: committed on success, rolled back on any error."""
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            await db.rollback()
+            raise
+        await db.commit()
+
+    async def _source_id(self, db: aiosqlite.Connection, name: str, kind: str, now: int) -> int:
+        await db.execute(
+            "INSERT INTO sources (name, kind, created_at, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+            (name, kind, now, now),
+        )
+        async with db.execute("SELECT id FROM sources WHERE name = ?", (name,)) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def import_entries(
+        self,
+        source: str,
+        entries: Iterable[Entry],
+        *,
+        kind: str = "local",
+        replace: bool = False,
+    ) -> ImportResult:
+        """Add or update *entries* under *source*; with *replace*, drop the source's others."""
+        now = int(time.time())
+        async with self.transaction() as db:
+            source_id = await self._source_id(db, source, kind, now)
+            before = await self._count(db, source_id)
+            changes_before = db.total_changes
+            if replace:
+                await db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY)")
+                await db.execute("DELETE FROM keep")
+            count = 0
+
+            def rows() -> Iterable[tuple[object, ...]]:
+                nonlocal count
+                for e in entries:
+                    count += 1
+                    yield (e.key, source_id, e.expression, str(e.action), e.reason, e.category,
+                           e.incident, e.added_at, e.expires_at)  # fmt: skip
+
+            await db.executemany(
+                "INSERT INTO entries (key, source_id, expression, action, reason, category, incident,"
+                " added_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (key, source_id) DO UPDATE SET"
+                " expression = coalesce(excluded.expression, expression), action = excluded.action,"
+                " reason = excluded.reason, category = excluded.category, incident = excluded.incident,"
+                " expires_at = excluded.expires_at"
+                " WHERE action IS NOT excluded.action OR reason IS NOT excluded.reason"
+                " OR category IS NOT excluded.category OR incident IS NOT excluded.incident"
+                " OR expires_at IS NOT excluded.expires_at"
+                " OR (expression IS NULL AND excluded.expression IS NOT NULL)",
+                rows(),
+            )
+            written = db.total_changes - changes_before
+            after = await self._count(db, source_id)
+            added = after - before
+            removed = 0
+            if replace:
+                # Entries of this source that the new list no longer has.
+                removed = await self._remove_absent(db, source_id, entries)
+            return ImportResult(added, written - added, count - written, removed)
+
+    async def _remove_absent(self, db: aiosqlite.Connection, source_id: int, entries: Iterable[Entry]) -> int:
+        await db.executemany("INSERT OR IGNORE INTO keep (key) VALUES (?)", ((e.key,) for e in entries))
+        cursor = await db.execute(
+            "DELETE FROM entries WHERE source_id = ? AND key NOT IN (SELECT key FROM keep)", (source_id,)
+        )
+        await db.execute("DELETE FROM keep")
+        return cursor.rowcount
+
+    async def _count(self, db: aiosqlite.Connection, source_id: int) -> int:
+        async with db.execute("SELECT count(*) FROM entries WHERE source_id = ?", (source_id,)) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def remove(self, keys: Sequence[bytes], source: str | None = None) -> int:
+        """Remove entries by key, from one source or all; returns how many rows went."""
+        removed = 0
+        async with self.transaction() as db:
+            for start in range(0, len(keys), _BATCH):
+                chunk = keys[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                if source is None:
+                    cursor = await db.execute(f"DELETE FROM entries WHERE key IN ({marks})", chunk)  # noqa: S608
+                else:
+                    cursor = await db.execute(
+                        f"DELETE FROM entries WHERE key IN ({marks})"  # noqa: S608
+                        " AND source_id = (SELECT id FROM sources WHERE name = ?)",
+                        (*chunk, source),
+                    )
+                removed += cursor.rowcount
+        return removed
+
+    async def remove_source(self, name: str) -> int:
+        """Remove a source and all its entries; returns how many entries went."""
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM entries WHERE source_id = (SELECT id FROM sources WHERE name = ?)", (name,)
+            )
+            removed = cursor.rowcount
+            await db.execute("DELETE FROM sources WHERE name = ?", (name,))
+        return removed
+
+    async def sources(self) -> list[SourceInfo]:
+        async with self.db.execute(
+            "SELECT s.name, s.kind, count(e.key), s.updated_at FROM sources s"
+            " LEFT JOIN entries e ON e.source_id = s.id GROUP BY s.id ORDER BY s.name"
+        ) as cursor:
+            return [SourceInfo(*row) for row in await cursor.fetchall()]  # type: ignore[arg-type]
+
+    async def count(self) -> int:
+        async with self.db.execute("SELECT count(*) FROM entries") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def entries(self, source: str | None = None, limit: int | None = None) -> list[Entry]:
+        query = f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
+        params: list[object] = []
+        if source is not None:
+            query += " WHERE s.name = ?"
+            params.append(source)
+        query += " ORDER BY s.name, e.expression, e.key"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        async with self.db.execute(query, params) as cursor:
+            return [_entry(row) for row in await cursor.fetchall()]
+
+    async def lookup(self, keys: Sequence[bytes]) -> dict[bytes, list[Entry]]:
+        """Every entry, from every source, whose full key is one of *keys*."""
+        found: dict[bytes, list[Entry]] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            async with self.db.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
+                f" WHERE e.key IN ({marks})",
+                chunk,
+            ) as cursor:
+                for row in await cursor.fetchall():
+                    entry = _entry(row)
+                    found.setdefault(entry.key, []).append(entry)
+        return found
+
+    async def key_prefixes(self) -> bytes:
+        """The first 8 bytes of every key, in key order, concatenated: what the index is built from.
+
+        The table is stored in key order, so this is one sequential scan; rows
+        come in large chunks, and no Python object per entry outlives its chunk.
+        """
+        parts: list[bytes] = []
+        async with self.db.execute("SELECT substr(key, 1, 8) FROM entries ORDER BY key") as cursor:
+            while rows := await cursor.fetchmany(65536):
+                parts.append(b"".join(row[0] for row in rows))
+        return b"".join(parts)
