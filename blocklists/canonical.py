@@ -42,6 +42,10 @@ MAX_URL_LENGTH = 64 * 1024
 # any run of slashes or backslashes may follow the colon, and a backslash
 # separates path segments.
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
+# Schemes that never have a host, even when what follows looks like a port.
+_HOSTLESS_SCHEMES = frozenset(
+    {"about", "blob", "chrome", "data", "file", "javascript", "mailto", "sms", "tel", "view-source"}
+)
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _PORT_LIKE = re.compile(r"\d*(?:[/?\\]|$)")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -140,7 +144,7 @@ def _split_scheme(text: str, steps: list[str]) -> tuple[str, str]:
             return scheme, after.lstrip("/\\")
         if after.startswith("//"):
             return scheme, after[2:]
-        if not _PORT_LIKE.match(after):
+        if scheme in _HOSTLESS_SCHEMES or not _PORT_LIKE.match(after):
             # "javascript:...", "mailto:...", "data:...": there is no host to look up.
             raise InvalidURL(f"scheme {scheme!r} has no host")
         # "host:8080/path": a bare host with a port, not a scheme.
@@ -159,7 +163,7 @@ def _canonical_host(authority: str, steps: list[str]) -> tuple[str, bool]:
         if end < 0:
             raise InvalidURL(f"unterminated IPv6 address in {authority!r}")
         literal, port = authority[1:end], authority[end + 1 :]
-        if port and not (port[0] == ":" and port[1:].isdigit() or port == ":"):
+        if port and not ((port[0] == ":" and port[1:].isdigit()) or port == ":"):
             raise InvalidURL(f"junk after IPv6 address: {port!r}")
         try:
             address = ipaddress.IPv6Address(literal)
@@ -212,8 +216,7 @@ def _decode_host(host: str, steps: list[str]) -> str:
     try:
         mapped = idna.uts46_remap(text, std3_rules=False, transitional=False)
         labels = [
-            label if label.isascii() else idna.alabel(label).decode("ascii")
-            for label in mapped.split(".")
+            label if label.isascii() else idna.alabel(label).decode("ascii") for label in mapped.split(".")
         ]
     except (idna.IDNAError, UnicodeError):
         return host
@@ -305,9 +308,7 @@ def _escape(text: str) -> str:
 def _extractor() -> tldextract.TLDExtract:
     # Offline by construction: no suffix-list URLs, no cache directory, so the
     # snapshot bundled with tldextract is the only source.
-    return tldextract.TLDExtract(
-        suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
-    )
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -67,7 +67,7 @@ HASH_COLUMNS = ("sha256", "hash")
 _HOSTS_SKIP = frozenset(
     {"localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost",
      "ip6-loopback", "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes", "ip6-allrouters",
-     "0.0.0.0"}
+     "0.0.0.0"}  # noqa: S104 - a name to skip, not an address to bind
 )  # fmt: skip
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _HOSTNAME = re.compile(r"[a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*\.?", re.IGNORECASE)
@@ -125,7 +125,11 @@ def lint_expression(expression: str) -> list[tuple[str, str, bool]]:
     registrable = registrable_domain(host)
     if not registrable:
         findings.append(
-            ("public-suffix", f"{host} is a public suffix: it would match every site under it", True)
+            (
+                "public-suffix",
+                f"{host} is a public suffix: it would match every site under it",
+                True,
+            )
         )
         return findings
     if path == "/" and registrable in SHARED_PLATFORMS and host in (registrable, "www." + registrable):
@@ -392,7 +396,7 @@ def _parse_json(text: str, out: _Collector) -> None:
         raise ListError(f"{out.source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     items = document.get("entries") if isinstance(document, dict) else document
     if not isinstance(items, list):
-        raise ListError(f"{out.source}: expected a JSON list of entries or {{\"entries\": [...]}}")
+        raise ListError(f'{out.source}: expected a JSON list of entries or {{"entries": [...]}}')
     for number, item in enumerate(items, 1):
         if isinstance(item, str):
             out.add_target(number, item)
@@ -410,7 +414,7 @@ def detect_format(name: str, text: str) -> ListFormat:
     if suffix in (".json", ".jsonl"):
         return ListFormat.JSON
     stripped = text.lstrip("\ufeff \t\r\n")
-    if stripped.startswith("{") or stripped.startswith("[") and not stripped.startswith("[Adblock"):
+    if stripped.startswith("{") or (stripped.startswith("[") and not stripped.startswith("[Adblock")):
         return ListFormat.JSON
     votes = dict.fromkeys(ListFormat, 0)
     seen = 0
@@ -418,8 +422,10 @@ def detect_format(name: str, text: str) -> ListFormat:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if seen == 0 and "," in line and set(c.strip().lower() for c in line.split(",")) & set(
-            TARGET_COLUMNS + HASH_COLUMNS
+        if (
+            seen == 0
+            and "," in line
+            and {c.strip().lower() for c in line.split(",")} & set(TARGET_COLUMNS + HASH_COLUMNS)
         ):
             return ListFormat.CSV
         seen += 1
@@ -452,7 +458,7 @@ def parse_list(
     *,
     source: str,
     fmt: ListFormat = ListFormat.AUTO,
-    defaults: Defaults = Defaults(),  # noqa: B008 - immutable
+    defaults: Defaults = Defaults(),
     force: bool = False,
     now: int = 0,
     progress: Callable[[list[str]], Iterable[str]] | None = None,

@@ -62,7 +62,8 @@ class Verdict:
         if not self.matches:
             return []
         first = self.matches[0]
-        lines = [f"{first.entry.label} ({first.entry.action}) matched: {describe_expression(first.expression, self.canonical)}"]
+        covers = describe_expression(first.expression, self.canonical)
+        lines = [f"{first.entry.label} ({first.entry.action}) matched: {covers}"]
         for other in self.matches[1:]:
             if (first.path_rank, first.host_rank) > (other.path_rank, other.host_rank):
                 why = "it is more specific than"
@@ -70,9 +71,10 @@ class Verdict:
                 why = f"{first.entry.action} beats {other.entry.action} at equal specificity over"
             else:
                 why = "it is listed in several sources, including"
-            lines.append(f"it wins because {why} {other.entry.label} ({other.entry.action}, {other.entry.source})")
-        for match in self.expired:
-            lines.append(f"{match.entry.label} ({match.entry.action}) would match but expired")
+            lines.append(
+                f"it wins because {why} {other.entry.label} ({other.entry.action}, {other.entry.source})"
+            )
+        lines.extend(f"{m.entry.label} ({m.entry.action}) would match but expired" for m in self.expired)
         return lines
 
 

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiosqlite
 
@@ -94,22 +94,24 @@ class SourceInfo:
     updated_at: int
 
 
-_ENTRY_COLUMNS = "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at"
+_ENTRY_COLUMNS = (
+    "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at"
+)
 _BATCH = 500  # keys per IN (...) query, under SQLite's variable limit
 
 
-def _entry(row: sqlite3.Row | tuple[object, ...]) -> Entry:
+def _entry(row: Any) -> Entry:
     key, action, expression, reason, category, incident, source, added_at, expires_at = row
     return Entry(
-        key=bytes(key),  # type: ignore[arg-type]
+        key=bytes(key),
         action=Action(action),
-        expression=expression,  # type: ignore[arg-type]
-        reason=reason,  # type: ignore[arg-type]
-        category=category,  # type: ignore[arg-type]
-        incident=incident,  # type: ignore[arg-type]
-        source=source,  # type: ignore[arg-type]
-        added_at=added_at,  # type: ignore[arg-type]
-        expires_at=expires_at,  # type: ignore[arg-type]
+        expression=expression,
+        reason=reason,
+        category=category,
+        incident=incident,
+        source=source,
+        added_at=added_at,
+        expires_at=expires_at,
     )
 
 
@@ -129,7 +131,10 @@ class Store:
         return self
 
     async def __aexit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -251,7 +256,8 @@ class Store:
     async def _remove_absent(self, db: aiosqlite.Connection, source_id: int, entries: Iterable[Entry]) -> int:
         await db.executemany("INSERT OR IGNORE INTO keep (key) VALUES (?)", ((e.key,) for e in entries))
         cursor = await db.execute(
-            "DELETE FROM entries WHERE source_id = ? AND key NOT IN (SELECT key FROM keep)", (source_id,)
+            "DELETE FROM entries WHERE source_id = ? AND key NOT IN (SELECT key FROM keep)",
+            (source_id,),
         )
         await db.execute("DELETE FROM keep")
         return cursor.rowcount
@@ -283,7 +289,8 @@ class Store:
         """Remove a source and all its entries; returns how many entries went."""
         async with self.transaction() as db:
             cursor = await db.execute(
-                "DELETE FROM entries WHERE source_id = (SELECT id FROM sources WHERE name = ?)", (name,)
+                "DELETE FROM entries WHERE source_id = (SELECT id FROM sources WHERE name = ?)",
+                (name,),
             )
             removed = cursor.rowcount
             await db.execute("DELETE FROM sources WHERE name = ?", (name,))
@@ -294,7 +301,7 @@ class Store:
             "SELECT s.name, s.kind, count(e.key), s.updated_at FROM sources s"
             " LEFT JOIN entries e ON e.source_id = s.id GROUP BY s.id ORDER BY s.name"
         ) as cursor:
-            return [SourceInfo(*row) for row in await cursor.fetchall()]  # type: ignore[arg-type]
+            return [SourceInfo(*row) for row in await cursor.fetchall()]
 
     async def count(self) -> int:
         async with self.db.execute("SELECT count(*) FROM entries") as cursor:

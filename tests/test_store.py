@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blocklists import Action, Entry, Store, StoreError, key_of
+from blocklists.store import MIGRATIONS, STORE_FILE
+
+
+def _entries(*expressions: str, action: Action = Action.BLOCK, reason: str = "") -> list[Entry]:
+    return [Entry.listing(e, action, reason=reason) for e in expressions]
+
+
+async def test_fresh_store_is_wal_with_a_schema_version(tmp_path: Path) -> None:
+    async with Store.in_dir(tmp_path / "data"):
+        pass
+    db = sqlite3.connect(tmp_path / "data" / STORE_FILE)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_store_from_a_newer_linkwarn_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / STORE_FILE
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="upgrade linkwarn"):
+        async with Store(path):
+            pass
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / STORE_FILE
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable linkwarn store"):
+        async with Store(path):
+            pass
+    assert path.read_bytes() == b"this is not sqlite" * 100
+
+
+async def test_import_counts_added_updated_unchanged(store: Store) -> None:
+    first = await store.import_entries("s", _entries("a.test/", "b.test/"))
+    assert (first.added, first.updated, first.unchanged) == (2, 0, 0)
+    again = await store.import_entries("s", _entries("a.test/", "b.test/", "c.test/"))
+    assert (again.added, again.updated, again.unchanged) == (1, 0, 2)
+    changed = await store.import_entries("s", _entries("a.test/", reason="new reason"))
+    assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 0)
+    assert await store.count() == 3
+
+
+async def test_replace_drops_what_the_source_no_longer_lists(store: Store) -> None:
+    await store.import_entries("s", _entries("a.test/", "b.test/"))
+    await store.import_entries("other", _entries("b.test/"))
+    result = await store.import_entries("s", _entries("b.test/"), replace=True)
+    assert result.removed == 1
+    assert sorted(str(e.expression) for e in await store.entries()) == ["b.test/", "b.test/"]
+
+
+async def test_failed_import_leaves_the_store_as_it_was(store: Store) -> None:
+    await store.import_entries("s", _entries("a.test/"))
+
+    def breaking() -> Iterator[Entry]:
+        yield from _entries("b.test/", "c.test/")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await store.import_entries("s", breaking())
+    assert [e.expression for e in await store.entries()] == ["a.test/"]
+    assert [s.name for s in await store.sources()] == ["s"]
+    # The store is still usable afterwards.
+    assert (await store.import_entries("s", _entries("d.test/"))).added == 1
+
+
+async def test_lookup_returns_every_source(store: Store) -> None:
+    await store.import_entries("one", _entries("a.test/", action=Action.BLOCK))
+    await store.import_entries("two", _entries("a.test/", action=Action.ALLOW))
+    found = await store.lookup([key_of("a.test/"), key_of("missing.test/")])
+    assert list(found) == [key_of("a.test/")]
+    assert sorted((e.source, e.action) for e in found[key_of("a.test/")]) == [
+        ("one", Action.BLOCK), ("two", Action.ALLOW),
+    ]  # fmt: skip
+
+
+async def test_remove_by_key_and_by_source(store: Store) -> None:
+    await store.import_entries("one", _entries("a.test/", "b.test/"))
+    await store.import_entries("two", _entries("a.test/"))
+    assert await store.remove([key_of("a.test/")], source="two") == 1
+    assert await store.remove([key_of("a.test/")]) == 1
+    assert await store.remove_source("one") == 1
+    assert await store.count() == 0
+    assert [s.name for s in await store.sources()] == ["two"]
+
+
+async def test_key_prefixes_are_sorted(store: Store) -> None:
+    expressions = [f"host{n}.test/" for n in range(300)]
+    await store.import_entries("s", _entries(*expressions))
+    data = await store.key_prefixes()
+    chunks = [data[i : i + 8] for i in range(0, len(data), 8)]
+    assert chunks == sorted(key_of(e)[:8] for e in expressions)
+
+
+async def test_hashed_entry_keeps_no_plaintext(store: Store, tmp_path: Path) -> None:
+    await store.import_entries("h", [Entry(key=key_of("secret-mirror.test/"), action=Action.BLOCK)])
+    (entry,) = await store.entries()
+    assert entry.expression is None
+    raw = (tmp_path / STORE_FILE).read_bytes() + (tmp_path / (STORE_FILE + "-wal")).read_bytes()
+    assert b"secret-mirror" not in raw
+
+
+async def test_a_closed_store_says_so(tmp_path: Path) -> None:
+    store = Store.in_dir(tmp_path)
+    with pytest.raises(StoreError, match="not open"):
+        await store.count()
