@@ -50,7 +50,6 @@ _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _PORT_LIKE = re.compile(r"\d*(?:[/?\\]|$)")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _TO_ESCAPE = re.compile(r"[\x00-\x20\x7f-\xff#%]")
-_TAB_CR_LF = str.maketrans("", "", "\t\r\n")
 # Lower-case ASCII only: a host that is not valid UTF-8 is kept one character per
 # byte, and str.lower() would turn the byte 0xC2 into 0xE2.
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -97,10 +96,9 @@ def canonicalize_traced(url: str) -> Canonical:
     steps: list[str] = []
 
     text = url.strip(" \t\r\n\f\v")
-    stripped = text.translate(_TAB_CR_LF)
-    if stripped != text:
+    if "\t" in text or "\r" in text or "\n" in text:
+        text = text.replace("\t", "").replace("\r", "").replace("\n", "")
         steps.append("removed tab, CR and LF characters")
-    text = stripped
     if not text:
         raise InvalidURL("empty URL")
 
@@ -191,7 +189,7 @@ def _canonical_host(authority: str, steps: list[str]) -> tuple[str, bool]:
     dotted = ".".join(label for label in host.split(".") if label)
     if dotted != host:
         steps.append("removed leading, trailing and repeated dots in the host")
-    host = dotted.translate(_ASCII_LOWER)
+    host = dotted.lower() if dotted.isascii() else dotted.translate(_ASCII_LOWER)
     if not host:
         raise InvalidURL(f"no host in {raw!r}" if raw else "no host")
     if not _FORBIDDEN_HOST_CHARS.isdisjoint(host):

@@ -11,6 +11,7 @@ one, never half of either.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from .canonical import Canonical, canonicalize_traced, expressions_of
@@ -30,7 +31,10 @@ class Checker:
 
     async def reload(self) -> PrefixIndex:
         """Rebuild the index from the store and swap it in."""
-        index = PrefixIndex.from_prefix_bytes(await self.store.key_prefixes())
+        data = await self.store.key_prefixes()
+        # Built in a worker thread: the bucket table of a large index takes a
+        # noticeable fraction of a second, which requests must not wait for.
+        index = await asyncio.to_thread(PrefixIndex.from_prefix_bytes, data)
         self.index = index
         return index
 

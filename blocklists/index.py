@@ -1,8 +1,11 @@
 """The in-memory index the request path consults: sorted 64-bit key prefixes.
 
-One `array` of unsigned 64-bit integers, the first 8 bytes of each entry's
-SHA-256 key in ascending order: 8 bytes per entry and a single object, so the
-garbage collector never walks it. A lookup hashes each expression and bisects.
+Two flat arrays and nothing else: the first 8 bytes of each entry's SHA-256
+key in ascending order, and a bucket table giving, for each value of the top
+bits, where its run of prefixes starts. About 9 bytes per entry; two objects,
+so the garbage collector never walks a million of anything. A lookup hashes
+each expression, reads two table cells and bisects a run of a few items.
+
 A prefix hit only says "maybe": the caller confirms it against the full key in
 the store. An index is never changed after it is built; a new one replaces it.
 """
@@ -10,6 +13,7 @@ the store. An index is never changed after it is built; a new one replaces it.
 from __future__ import annotations
 
 import hashlib
+import struct
 import sys
 from array import array
 from bisect import bisect_left
@@ -18,15 +22,23 @@ from collections.abc import Iterable
 __all__ = ["PrefixIndex"]
 
 PREFIX_BYTES = 8
+_PREFIX = struct.Struct(">Q").unpack_from
 
 
 class PrefixIndex:
-    __slots__ = ("_prefixes",)
+    __slots__ = ("_buckets", "_prefixes", "_shift")
 
     def __init__(self, prefixes: array[int]) -> None:
+        """Index *prefixes*, an array('Q') already in ascending order."""
         if prefixes.typecode != "Q":
             raise TypeError("a PrefixIndex holds an array('Q')")
         self._prefixes = prefixes
+        # About four prefixes per bucket: the table costs 1-2 bytes per entry
+        # and leaves a bisect of two or three steps.
+        bits = max(1, min(28, len(prefixes).bit_length() - 2))
+        self._shift = 64 - bits
+        self._buckets = array("I", (bisect_left(prefixes, b << self._shift) for b in range(1 << bits)))
+        self._buckets.append(len(prefixes))
 
     @classmethod
     def empty(cls) -> PrefixIndex:
@@ -46,28 +58,29 @@ class PrefixIndex:
     @classmethod
     def from_keys(cls, keys: Iterable[bytes]) -> PrefixIndex:
         """From full keys in any order (for tests and small lists)."""
-        return cls(array("Q", sorted({int.from_bytes(key[:PREFIX_BYTES]) for key in keys})))
+        return cls(array("Q", sorted({_PREFIX(key)[0] for key in keys})))
 
     def __len__(self) -> int:
         return len(self._prefixes)
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the index: the array's buffer and the two objects around it."""
-        # sys.getsizeof(array) counts its buffer (allocated, not just used).
-        return sys.getsizeof(self._prefixes) + sys.getsizeof(self)
+        """Memory held by the index (sys.getsizeof of an array counts its buffer)."""
+        return sys.getsizeof(self._prefixes) + sys.getsizeof(self._buckets) + sys.getsizeof(self)
 
     def hits(self, expressions: Iterable[str]) -> list[tuple[str, bytes]]:
         """The expressions whose key prefix is listed, each with its full SHA-256 key."""
         prefixes = self._prefixes
-        size = len(prefixes)
-        if not size:
+        if not prefixes:
             return []
+        buckets, shift, sha256 = self._buckets, self._shift, hashlib.sha256
         found = []
         for expression in expressions:
-            digest = hashlib.sha256(expression.encode()).digest()
-            prefix = int.from_bytes(digest[:PREFIX_BYTES])
-            at = bisect_left(prefixes, prefix)
-            if at < size and prefixes[at] == prefix:
+            digest = sha256(expression.encode()).digest()
+            (prefix,) = _PREFIX(digest)
+            bucket = prefix >> shift
+            end = buckets[bucket + 1]
+            at = bisect_left(prefixes, prefix, buckets[bucket], end)
+            if at < end and prefixes[at] == prefix:
                 found.append((expression, digest))
         return found
