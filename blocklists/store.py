@@ -26,7 +26,7 @@ import aiosqlite
 from .entry import Action, Entry
 from .errors import StoreError
 
-__all__ = ["MIGRATIONS", "STORE_FILE", "ImportResult", "SourceInfo", "Store", "default_data_dir"]
+__all__ = ["MIGRATIONS", "STORE_FILE", "Event", "ImportResult", "SourceInfo", "Store", "default_data_dir"]
 
 STORE_FILE = "linkwarn.sqlite3"
 
@@ -95,6 +95,37 @@ class SourceInfo:
     updated_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something linkwarn did about a listed URL: never written for unlisted traffic."""
+
+    at: float
+    kind: str  # warning, block, proceed, audit, report, refused, ...
+    client: str = ""
+    action: str | None = None
+    entry_key: bytes | None = None
+    expression: str | None = None
+    source: str | None = None
+    url: str | None = None  # canonical
+    referrer_host: str | None = None
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "client": self.client,
+            "action": self.action,
+            "entry_key": None if self.entry_key is None else self.entry_key.hex(),
+            "expression": self.expression,
+            "source": self.source,
+            "url": self.url,
+            "referrer_host": self.referrer_host,
+            "detail": self.detail,
+        }
+
+
+_EVENT_COLUMNS = "at, kind, client, action, entry_key, expression, source, url, referrer_host, detail"
 _ENTRY_COLUMNS = (
     "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at"
 )
@@ -366,3 +397,48 @@ class Store:
             while rows := await cursor.fetchmany(65536):
                 parts.append(b"".join(row[0] for row in rows))
         return b"".join(parts)
+
+    async def add_events(self, events: Sequence[Event]) -> None:
+        """Write a batch of events in one transaction."""
+        if not events:
+            return
+        async with self.transaction() as db:
+            await db.executemany(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                [
+                    (e.at, e.kind, e.client, e.action, e.entry_key, e.expression, e.source, e.url,
+                     e.referrer_host, e.detail)
+                    for e in events
+                ],
+            )  # fmt: skip
+
+    async def events(
+        self, since: float | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """Events in time order, oldest first; the newest *limit* when limited."""
+        query = f"SELECT {_EVENT_COLUMNS} FROM events WHERE at >= ?"  # noqa: S608
+        params: list[object] = [since or 0]
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        query += " ORDER BY at DESC, id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        async with self.db.execute(query, params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            Event(
+                at,
+                kind_,
+                client,
+                action,
+                None if key is None else bytes(key),
+                expression,
+                source,
+                url,
+                ref,
+                detail,
+            )
+            for at, kind_, client, action, key, expression, source, url, ref, detail in reversed(list(rows))
+        ]

@@ -32,6 +32,7 @@ from blocklists import (
     read_list,
 )
 from blocklists.entry import Entry, parse_duration, parse_time
+from proxy_addon.runner import add_run_arguments
 
 EXIT_OK, EXIT_MATCH, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_LINES = 20_000
@@ -141,7 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
     rem.add_argument("--source", default=None, help="only from this source")
     rem.add_argument("--all", action="store_true", help="remove the whole --source")
 
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the proxy",
+        description="Run the proxy (mitmproxy with the linkwarn addon) in this process.",
+    )
+    add_run_arguments(run)
+
+    evt = commands.add_parser("events", parents=[common], help="show warnings, blocks, proceeds and reports")
+    evt.add_argument("--since", type=_duration, default=None, metavar="DURATION", help="only the last 15m, 24h, 7d...")
+    evt.add_argument("--kind", default=None, help="only this kind: warning, block, proceed, audit, report, refused")
+    evt.add_argument("--limit", type=int, default=1000, help="at most this many, the newest (default: 1000)")
+    evt.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -358,11 +379,38 @@ async def cmd_remove(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+async def cmd_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    since = time.time() - args.since if args.since is not None else None
+    async with _store(args) as store:
+        events = await store.events(since=since, kind=args.kind, limit=args.limit)
+    for event in events:
+        if args.json:
+            print(json.dumps(event.to_json()), file=out)
+            continue
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.at))
+        label = event.expression or (f"sha256:{event.entry_key.hex()}" if event.entry_key else "-")
+        line = f"{stamp}  {event.kind:<8} {event.action or '-':<6} {event.client:<22} {label}  {event.url or ''}"
+        if event.detail:
+            line += f"  [{event.detail}]"
+        print(line, file=out)
+    if not events and not args.json:
+        print("no events", file=out)
+    return EXIT_OK
+
+
+async def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from proxy_addon.runner import run  # imports mitmproxy: only for this command
+
+    return await run(args, out, err)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]]] = {
     "import": cmd_import,
     "check": cmd_check,
     "list": cmd_list,
     "remove": cmd_remove,
+    "events": cmd_events,
+    "run": cmd_run,
 }
 
 

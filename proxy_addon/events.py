@@ -1,0 +1,81 @@
+"""Write events off the request path: batched into the store, optionally as JSON lines.
+
+The request hook only appends to a list. A background task writes what has
+gathered once a second (or sooner when a batch fills) in one transaction, and
+`close` writes the rest, so a normal shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from blocklists.store import Event, Store
+
+__all__ = ["EventLog"]
+
+logger = logging.getLogger(__name__)
+
+
+class EventLog:
+    def __init__(
+        self, store: Store, jsonl: Path | None = None, interval: float = 1.0, batch: int = 500
+    ) -> None:
+        self.store = store
+        self.jsonl = jsonl
+        self.interval = interval
+        self.batch = batch
+        self._pending: list[Event] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, event: Event) -> None:
+        """Queue an event; never blocks, never awaits."""
+        self._pending.append(event)
+        if len(self._pending) >= self.batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="linkwarn-events")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("linkwarn: writing events failed; will retry")
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self.store.add_events(batch)
+        except BaseException:
+            self._pending[:0] = batch  # keep them for the next try
+            raise
+        if self.jsonl is not None:
+            lines = "".join(json.dumps(event.to_json()) + "\n" for event in batch)
+            await asyncio.to_thread(self._append, self.jsonl, lines)
+
+    @staticmethod
+    def _append(path: Path, text: str) -> None:
+        with path.open("a", encoding="utf-8") as file:
+            file.write(text)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()

@@ -1,0 +1,112 @@
+"""``linkwarn run``: mitmproxy, the addon and (later) the local API in one asyncio loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any, TextIO
+
+from blocklists import default_data_dir
+
+__all__ = ["add_run_arguments", "run"]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument(
+        "--upstream", default=None, metavar="URL", help="send traffic on through this proxy (http://host:port)"
+    )
+    parser.add_argument(
+        "--ignore-hosts",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="pass TLS to these hosts through uninspected (host:port regex, repeatable); "
+        "a listed one is then refused at CONNECT",
+    )
+    parser.add_argument(
+        "--fail-mode", choices=("open", "closed"), default="open", help="when the lists cannot be used (default: open)"
+    )
+    parser.add_argument("--no-proceed", action="store_true", help="never offer a way through a warning")
+    parser.add_argument("--proceed-ttl", default="15m", help="how long a proceed pass lasts (default: 15m)")
+    parser.add_argument("--events-jsonl", default="", metavar="FILE", help="also append events as JSON lines here")
+    parser.add_argument("--no-sample", action="store_true", help="do not load the bundled sample list")
+    parser.add_argument(
+        "--confdir",
+        type=Path,
+        default=None,
+        help="mitmproxy's directory, with its CA (default: DATA_DIR/mitmproxy)",
+    )
+    parser.add_argument("--script", action="append", default=[], metavar="FILE", help="another mitmproxy addon script")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="OPTION=VALUE", help="any mitmproxy option (repeatable)"
+    )
+
+
+class _Banner:
+    """Says where the proxy listens and where its CA is, once it listens."""
+
+    def __init__(self, out: TextIO, data_dir: Path, confdir: Path) -> None:
+        self.out, self.data_dir, self.confdir = out, data_dir, confdir
+
+    def running(self) -> None:
+        from mitmproxy import ctx
+
+        servers = ctx.master.addons.get("proxyserver").servers
+        addresses = ", ".join(f"{host}:{port}" for server in servers for host, port, *_ in server.listen_addrs)
+        print(
+            f"linkwarn proxy listening on {addresses}\n"
+            f"  data directory: {self.data_dir}\n"
+            f"  CA certificate to trust: {self.confdir / 'mitmproxy-ca-cert.pem'}\n"
+            "  press Ctrl-C to stop",
+            file=self.out,
+            flush=True,
+        )
+
+
+async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from mitmproxy import exceptions, options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from proxy_addon.addon import Linkwarn
+
+    logging.getLogger().setLevel(logging.INFO)  # mitmproxy's termlog shows what reaches it
+    data_dir: Path = args.data_dir or default_data_dir()
+    confdir: Path = args.confdir or data_dir / "mitmproxy"
+    confdir.mkdir(parents=True, exist_ok=True)
+    opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, confdir=str(confdir))
+    master = DumpMaster(opts, with_termlog=True, with_dumper=False)
+    master.addons.add(Linkwarn(), _Banner(out, data_dir, confdir))
+    updates: dict[str, Any] = {
+        "connection_strategy": "lazy",
+        "linkwarn_data_dir": str(data_dir),
+        "linkwarn_fail_mode": args.fail_mode,
+        "linkwarn_proceed": not args.no_proceed,
+        "linkwarn_proceed_ttl": args.proceed_ttl,
+        "linkwarn_events_jsonl": args.events_jsonl,
+        "linkwarn_sample": not args.no_sample,
+    }
+    if args.upstream:
+        updates["mode"] = [f"upstream:{args.upstream}"]
+    if args.ignore_hosts:
+        updates["ignore_hosts"] = args.ignore_hosts
+    if args.script:
+        updates["scripts"] = args.script
+    try:
+        opts.update(**updates)
+        opts.set(*args.set)
+    except exceptions.OptionsError as exc:
+        print(f"linkwarn run: error: {exc}", file=err)
+        return 2
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, master.shutdown)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    await master.run()
+    return 0
