@@ -43,7 +43,7 @@ __all__ = ["METADATA_KEY", "PASS_COOKIE", "Linkwarn", "addons"]
 logger = logging.getLogger(__name__)
 
 METADATA_KEY = "linkwarn"
-PASS_COOKIE = "linkwarn_pass"
+PASS_COOKIE = "linkwarn_pass"  # noqa: S105 - a cookie name, not a secret
 SAMPLE_SOURCE = "sample"
 REPORT_TOKEN_SECONDS = 24 * 3600
 READY_TIMEOUT = 60.0
@@ -72,16 +72,22 @@ def parse_settings(options: Any) -> Settings:
         raise ValueError(f"linkwarn_proceed_ttl: {exc}") from None
     if seconds <= 0:
         raise ValueError("linkwarn_proceed_ttl must be longer than zero")
+    if options.linkwarn_fail_mode not in ("open", "closed"):
+        raise ValueError(f"linkwarn_fail_mode must be 'open' or 'closed', not {options.linkwarn_fail_mode!r}")
     secret = options.linkwarn_secret.encode() if options.linkwarn_secret else None
     if secret is not None and len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"linkwarn_secret must be at least {MIN_SECRET_BYTES} characters")
     return Settings(
-        data_dir=Path(options.linkwarn_data_dir).expanduser() if options.linkwarn_data_dir else default_data_dir(),
+        data_dir=Path(options.linkwarn_data_dir).expanduser()
+        if options.linkwarn_data_dir
+        else default_data_dir(),
         fail_closed=options.linkwarn_fail_mode == "closed",
         proceed=options.linkwarn_proceed,
         proceed_seconds=seconds,
         secret=secret,
-        events_jsonl=Path(options.linkwarn_events_jsonl).expanduser() if options.linkwarn_events_jsonl else None,
+        events_jsonl=Path(options.linkwarn_events_jsonl).expanduser()
+        if options.linkwarn_events_jsonl
+        else None,
         sample=options.linkwarn_sample,
     )
 
@@ -90,7 +96,7 @@ def is_navigation(request: http.Request) -> bool:
     """A top-level page load: by Sec-Fetch headers when the browser sends them, else by Accept."""
     dest = request.headers.get("sec-fetch-dest")
     if dest is not None:
-        return dest == "document" and request.headers.get("sec-fetch-mode", "navigate") == "navigate"
+        return bool(dest == "document" and request.headers.get("sec-fetch-mode", "navigate") == "navigate")
     return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
 
 
@@ -175,7 +181,11 @@ class Linkwarn:
             settings = parse_settings(ctx.options)
         except ValueError as exc:
             raise exceptions.OptionsError(str(exc)) from exc
-        if self.settings is not None and self.store is not None and settings.data_dir != self.settings.data_dir:
+        if (
+            self.settings is not None
+            and self.store is not None
+            and settings.data_dir != self.settings.data_dir
+        ):
             raise exceptions.OptionsError("linkwarn_data_dir cannot change while the proxy runs")
         self.settings = settings
         if self.store is not None:
@@ -217,10 +227,8 @@ class Linkwarn:
             )  # fmt: skip
         except (LinkwarnError, OSError) as exc:
             self.unavailable = str(exc)
-            logger.error(
-                "linkwarn: THE LISTS ARE UNAVAILABLE (%s); failing %s",
-                exc, "closed: every request is refused" if settings.fail_closed else "open: NOTHING IS CHECKED",
-            )  # fmt: skip
+            mode = "closed: every request is refused" if settings.fail_closed else "open: NOTHING IS CHECKED"
+            logger.error("linkwarn: THE LISTS ARE UNAVAILABLE (%s); failing %s", exc, mode)
         finally:
             self.ready.set()
 
@@ -230,9 +238,13 @@ class Linkwarn:
 
     async def _import_sample(self, store: Store) -> None:
         text = resources.files("proxy_addon").joinpath("sample/sample-list.csv").read_text("utf-8")
-        parsed = parse_list(text, source=SAMPLE_SOURCE, fmt=ListFormat.CSV, defaults=Defaults(), now=int(time.time()))
+        parsed = parse_list(
+            text, source=SAMPLE_SOURCE, fmt=ListFormat.CSV, defaults=Defaults(), now=int(time.time())
+        )
         await store.import_entries(SAMPLE_SOURCE, parsed.entries)
-        logger.info("linkwarn: the store was empty; loaded the bundled sample list (%d entries)", len(parsed.entries))
+        logger.info(
+            "linkwarn: the store was empty; loaded the bundled sample list (%d entries)", len(parsed.entries)
+        )
 
     # -- hooks --------------------------------------------------------------
 
@@ -257,7 +269,7 @@ class Linkwarn:
             request.cookies.pop(PASS_COOKIE, None)  # never forwarded upstream
         else:
             pass_token = None
-        if request.path.startswith(("/__linkwarn/")):
+        if request.path.startswith("/__linkwarn/"):
             await self._own_endpoint(flow)
             return
         verdict = await self._decide(request.url, flow)
@@ -321,7 +333,9 @@ class Linkwarn:
         if is_navigation(flow.request):
             flow.response = self._page(503, render_message("linkwarn is unavailable", message, kind="block"))
         else:
-            flow.response = http.Response.make(503, message + "\n", {"content-type": "text/plain; charset=utf-8"})
+            flow.response = http.Response.make(
+                503, message + "\n", {"content-type": "text/plain; charset=utf-8"}
+            )
         flow.response.headers["x-linkwarn"] = "unavailable"
         flow.metadata[METADATA_KEY] = {"answered": True, "unavailable": why}
 
@@ -329,7 +343,8 @@ class Linkwarn:
         self, flow: http.HTTPFlow, verdict: Verdict, pass_token: str | None, redirect_from: str | None = None
     ) -> None:
         entry = verdict.entry
-        assert entry is not None and verdict.winner is not None
+        assert entry is not None
+        assert verdict.winner is not None
         flow.metadata[METADATA_KEY] = {
             "action": str(entry.action),
             "entry": entry.label,
@@ -341,7 +356,11 @@ class Linkwarn:
         if entry.action is Action.AUDIT:
             self._record(flow, "audit", verdict)
             return
-        if entry.action is Action.WARN and pass_token is not None and self._pass_valid(flow, pass_token, verdict):
+        if (
+            entry.action is Action.WARN
+            and pass_token is not None
+            and self._pass_valid(flow, pass_token, verdict)
+        ):
             flow.metadata[METADATA_KEY]["proceeded"] = True
             return
         flow.metadata[METADATA_KEY]["answered"] = True
@@ -361,7 +380,9 @@ class Linkwarn:
         flow.response.headers["x-linkwarn"] = f"{entry.action}; entry={entry.label}"
 
     def _warning_page(self, flow: http.HTTPFlow, verdict: Verdict) -> WarningPage:
-        assert self.settings is not None and verdict.entry is not None and verdict.winner is not None
+        assert self.settings is not None
+        assert verdict.entry is not None
+        assert verdict.winner is not None
         entry = verdict.entry
         now = int(time.time())
         client = client_of(flow)
@@ -388,7 +409,8 @@ class Linkwarn:
         )
 
     def _pass_valid(self, flow: http.HTTPFlow, token: str, verdict: Verdict) -> bool:
-        assert self.settings is not None and verdict.entry is not None
+        assert self.settings is not None
+        assert verdict.entry is not None
         if not self.settings.proceed:
             return False
         try:
@@ -409,7 +431,9 @@ class Linkwarn:
             flow.response = http.Response.make(404, "no such linkwarn page\n", {"content-type": "text/plain"})
             return
         if request.method != "POST":
-            flow.response = http.Response.make(405, "POST only\n", {"content-type": "text/plain", "allow": "POST"})
+            flow.response = http.Response.make(
+                405, "POST only\n", {"content-type": "text/plain", "allow": "POST"}
+            )
             return
         if not _same_origin_post(request):
             self._refuse_post(flow, "This form was sent from another site, so it was not accepted.")
@@ -419,7 +443,9 @@ class Linkwarn:
         try:
             token = verify(self.secret, form.get("token", ""), client=client_of(flow), now=time.time())
         except TokenError as exc:
-            self._refuse_post(flow, f"This link's pass is not valid ({exc}). Open the link again to get a new one.")
+            self._refuse_post(
+                flow, f"This link's pass is not valid ({exc}). Open the link again to get a new one."
+            )
             return
         verdict = await self._decide(target, flow) if target else None
         if verdict is None or verdict.entry is None or verdict.entry.key != token.entry_key:
@@ -433,7 +459,10 @@ class Linkwarn:
             self._record(flow, "report", verdict, detail=comment)
             flow.response = self._page(
                 200,
-                render_message("Thank you, your report was sent", "IT will review whether this address is listed by mistake."),
+                render_message(
+                    "Thank you, your report was sent",
+                    "IT will review whether this address is listed by mistake.",
+                ),
             )
             return
         assert self.settings is not None

@@ -151,8 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
 
     evt = commands.add_parser("events", parents=[common], help="show warnings, blocks, proceeds and reports")
-    evt.add_argument("--since", type=_duration, default=None, metavar="DURATION", help="only the last 15m, 24h, 7d...")
-    evt.add_argument("--kind", default=None, help="only this kind: warning, block, proceed, audit, report, refused")
+    evt.add_argument(
+        "--since", type=_duration, default=None, metavar="DURATION", help="only the last 15m, 24h, 7d..."
+    )
+    evt.add_argument(
+        "--kind", default=None, help="only this kind: warning, block, proceed, audit, report, refused"
+    )
     evt.add_argument("--limit", type=int, default=1000, help="at most this many, the newest (default: 1000)")
     evt.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
@@ -389,7 +393,9 @@ async def cmd_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             continue
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.at))
         label = event.expression or (f"sha256:{event.entry_key.hex()}" if event.entry_key else "-")
-        line = f"{stamp}  {event.kind:<8} {event.action or '-':<6} {event.client:<22} {label}  {event.url or ''}"
+        line = (
+            f"{stamp}  {event.kind:<8} {event.action or '-':<6} {event.client:<22} {label}  {event.url or ''}"
+        )
         if event.detail:
             line += f"  [{event.detail}]"
         print(line, file=out)

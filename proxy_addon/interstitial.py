@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import urlsplit
 
@@ -49,7 +49,6 @@ code { font: .9em ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap:
 a.button, button { font: inherit; padding: .6rem 1.1rem; border-radius: 6px; cursor: pointer;
   border: 1px solid var(--line); background: #fff; color: var(--ink); text-decoration: none; }
 a.primary { background: #1f6feb; border-color: #1f6feb; color: #fff; }
-button.quiet { border: none; background: none; color: var(--muted); text-decoration: underline; padding: .6rem .25rem; }
 details { margin-top: 1rem; border-top: 1px solid var(--line); padding-top: .75rem; }
 summary { cursor: pointer; color: var(--muted); }
 ol, ul { padding-left: 1.25rem; }
@@ -94,7 +93,6 @@ class WarningPage:
     report_token: str = ""
     back_url: str | None = None
     proceed_minutes: int = 15
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _safe_link(url: str | None) -> str:

@@ -15,10 +15,15 @@ __all__ = ["add_run_arguments", "run"]
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument(
+        "--listen-host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
     parser.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default: 8080)")
     parser.add_argument(
-        "--upstream", default=None, metavar="URL", help="send traffic on through this proxy (http://host:port)"
+        "--upstream",
+        default=None,
+        metavar="URL",
+        help="send traffic on through this proxy (http://host:port)",
     )
     parser.add_argument(
         "--ignore-hosts",
@@ -29,11 +34,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "a listed one is then refused at CONNECT",
     )
     parser.add_argument(
-        "--fail-mode", choices=("open", "closed"), default="open", help="when the lists cannot be used (default: open)"
+        "--fail-mode",
+        choices=("open", "closed"),
+        default="open",
+        help="when the lists cannot be used (default: open)",
     )
     parser.add_argument("--no-proceed", action="store_true", help="never offer a way through a warning")
     parser.add_argument("--proceed-ttl", default="15m", help="how long a proceed pass lasts (default: 15m)")
-    parser.add_argument("--events-jsonl", default="", metavar="FILE", help="also append events as JSON lines here")
+    parser.add_argument(
+        "--events-jsonl", default="", metavar="FILE", help="also append events as JSON lines here"
+    )
     parser.add_argument("--no-sample", action="store_true", help="do not load the bundled sample list")
     parser.add_argument(
         "--confdir",
@@ -41,7 +51,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="mitmproxy's directory, with its CA (default: DATA_DIR/mitmproxy)",
     )
-    parser.add_argument("--script", action="append", default=[], metavar="FILE", help="another mitmproxy addon script")
+    parser.add_argument(
+        "--script", action="append", default=[], metavar="FILE", help="another mitmproxy addon script"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="OPTION=VALUE", help="any mitmproxy option (repeatable)"
     )
@@ -57,7 +69,9 @@ class _Banner:
         from mitmproxy import ctx
 
         servers = ctx.master.addons.get("proxyserver").servers
-        addresses = ", ".join(f"{host}:{port}" for server in servers for host, port, *_ in server.listen_addrs)
+        addresses = ", ".join(
+            f"{host}:{port}" for server in servers for host, port, *_ in server.listen_addrs
+        )
         print(
             f"linkwarn proxy listening on {addresses}\n"
             f"  data directory: {self.data_dir}\n"
@@ -77,7 +91,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     logging.getLogger().setLevel(logging.INFO)  # mitmproxy's termlog shows what reaches it
     data_dir: Path = args.data_dir or default_data_dir()
     confdir: Path = args.confdir or data_dir / "mitmproxy"
-    confdir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(confdir.mkdir, parents=True, exist_ok=True)
     opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, confdir=str(confdir))
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     master.addons.add(Linkwarn(), _Banner(out, data_dir, confdir))

@@ -22,7 +22,7 @@ from pathlib import Path
 __all__ = ["MIN_SECRET_BYTES", "ProceedToken", "TokenError", "load_or_create_secret", "mint", "verify"]
 
 MIN_SECRET_BYTES = 16
-SECRET_FILE = "proceed.key"
+SECRET_FILE = "proceed.key"  # noqa: S105 - a file name, not a secret
 
 
 class TokenError(ValueError):

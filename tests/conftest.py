@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from blocklists import Store
+
+from .support.servers import RunningProxy, Upstream
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -21,3 +23,23 @@ def load_vectors(name: str) -> list[dict[str, Any]]:
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     async with Store.in_dir(tmp_path) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Upstream, Upstream]]:
+    plain = Upstream.start()
+    secure = Upstream.start(tls_dir=tmp_path_factory.mktemp("upstream-tls"))
+    yield plain, secure
+    plain.stop()
+    secure.stop()
+
+
+@pytest.fixture(scope="module")
+def running_proxy(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream]
+) -> Iterator[RunningProxy]:
+    """One ``linkwarn run`` per test module, with the bundled sample list."""
+    plain, secure = upstreams
+    proxy = RunningProxy.start(tmp_path_factory.mktemp("proxy-data"), plain.port, secure.port)
+    yield proxy
+    proxy.stop()

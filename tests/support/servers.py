@@ -1,0 +1,174 @@
+"""Real servers for the end-to-end tests: local upstreams and a running ``linkwarn run``."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+ROUTE_SCRIPT = Path(__file__).resolve().parent / "route_local.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Upstream.Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        host = self.headers.get("host", "")
+        self.server.seen.append((host, self.path, self.headers.get("cookie")))
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/redirect/"):
+            hops = int(parts.path.rsplit("/", 1)[1])
+            target = parse_qs(parts.query)["to"][0]
+            location = f"/redirect/{hops - 1}?to={target}" if hops > 0 else target
+            self.send_response(302)
+            self.send_header("location", location)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        body = (
+            f"<!doctype html><title>upstream</title><h1>upstream page</h1><p>{host}{self.path}</p>".encode()
+        )
+        self.send_response(200)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@dataclass
+class Upstream:
+    """An HTTP or HTTPS server on 127.0.0.1 that records every request it gets."""
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        seen: list[tuple[str, str, str | None]]
+
+    server: Server
+    port: int
+    thread: threading.Thread = field(repr=False)
+
+    @classmethod
+    def start(cls, tls_dir: Path | None = None) -> Upstream:
+        server = cls.Server(("127.0.0.1", 0), _Handler)
+        server.seen = []
+        if tls_dir is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*_self_signed(tls_dir))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return cls(server, server.server_address[1], thread)
+
+    @property
+    def hosts(self) -> set[str]:
+        return {host.split(":")[0] for host, _, _ in self.server.seen}
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _self_signed(directory: Path) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "upstream.pem", directory / "upstream.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@dataclass
+class RunningProxy:
+    """``linkwarn run`` in a subprocess, on a free port, with its own data directory."""
+
+    process: subprocess.Popen[str]
+    port: int
+    data_dir: Path
+    output: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "mitmproxy" / "mitmproxy-ca-cert.pem"
+
+    @classmethod
+    def start(cls, data_dir: Path, http_port: int, https_port: int, *extra: str) -> RunningProxy:
+        port = free_port()
+        env = {
+            **os.environ,
+            "LINKWARN_TEST_HTTP_PORT": str(http_port),
+            "LINKWARN_TEST_HTTPS_PORT": str(https_port),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy_addon.cli", "run", "--data-dir", str(data_dir),
+             "--listen-port", str(port), "--script", str(ROUTE_SCRIPT), "--set", "ssl_insecure=true", *extra],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        output: list[str] = []
+        assert process.stdout is not None
+        stream = process.stdout
+        threading.Thread(target=lambda: output.extend(iter(stream.readline, "")), daemon=True).start()
+        proxy = cls(process, port, data_dir, output)
+        proxy.wait_for("linkwarn proxy listening on", 30)
+        proxy.wait_for("entries ready", 30)
+        return proxy
+
+    def wait_for(self, text: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.output):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"linkwarn run did not say {text!r}:\n" + "".join(self.output))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise

@@ -1,0 +1,183 @@
+"""``linkwarn run`` for real: a subprocess, real clients, local upstreams on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import h2.config
+import h2.connection
+import h2.events
+import httpx
+import pytest
+
+from .support.servers import ROOT, RunningProxy, Upstream
+
+NAVIGATE = {"sec-fetch-dest": "document", "sec-fetch-mode": "navigate", "sec-fetch-site": "none"}
+
+
+@pytest.fixture(scope="module")
+def client(running_proxy: RunningProxy) -> Iterator[httpx.Client]:
+    context = ssl.create_default_context(cafile=str(running_proxy.ca_file))
+    with httpx.Client(proxy=running_proxy.url, verify=context, timeout=20) as opened:
+        yield opened
+
+
+@dataclass
+class H2Response:
+    status: int
+    headers: dict[str, str]
+    text: str
+    alpn: str
+
+
+def h2_get(proxy: RunningProxy, host: str, path: str, headers: dict[str, str]) -> H2Response:
+    """GET over HTTP/2 through the proxy's CONNECT tunnel, offering only h2 in ALPN."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=20) as raw:
+        raw.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+        context = ssl.create_default_context(cafile=str(proxy.ca_file))
+        context.set_alpn_protocols(["h2"])
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            connection.initiate_connection()
+            request = [(":method", "GET"), (":scheme", "https"), (":authority", host), (":path", path)]
+            connection.send_headers(1, request + list(headers.items()), end_stream=True)
+            tls.sendall(connection.data_to_send())
+            status, response_headers, body, done = 0, {}, b"", False
+            while not done:
+                data = tls.recv(65536)
+                assert data, "the proxy closed the connection"
+                for event in connection.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        response_headers = {k.decode(): v.decode() for k, v in event.headers}
+                        status = int(response_headers[":status"])
+                    elif isinstance(event, h2.events.DataReceived):
+                        body += event.data
+                        connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    elif isinstance(event, h2.events.StreamEnded):
+                        done = True
+                tls.sendall(connection.data_to_send())
+            return H2Response(status, response_headers, body.decode(), tls.selected_alpn_protocol() or "")
+
+
+def test_unlisted_urls_pass_untouched(client: httpx.Client, upstreams: tuple[Upstream, Upstream]) -> None:
+    plain, secure = upstreams
+    for url, upstream in (("http://clean.test/a?b=1", plain), ("https://clean.example/x", secure)):
+        response = client.get(url, headers=NAVIGATE)
+        assert response.status_code == 200, response.text
+        assert "upstream page" in response.text
+        assert "x-linkwarn" not in response.headers
+        assert upstream.hosts >= {url.split("/")[2]}
+
+
+def test_listed_http_navigation_gets_the_page_and_the_host_is_never_contacted(
+    client: httpx.Client, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    response = client.get("http://mirror.test/film.mkv", headers=NAVIGATE)
+    assert response.status_code == 403
+    assert "This page is blocked" in response.text
+    assert "Sample entry: hosts unreleased films" in response.text
+    assert "mirror.test" not in upstreams[0].hosts | upstreams[1].hosts
+
+
+def test_listed_https_navigation_over_http1(
+    client: httpx.Client, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    response = client.get("https://leak.example/inbox", headers=NAVIGATE)
+    assert response.http_version == "HTTP/1.1"
+    assert response.status_code == 403
+    assert "Warning: this link leads to leaked material" in response.text
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "leak.example" not in upstreams[1].hosts
+
+
+def test_listed_https_navigation_over_http2(running_proxy: RunningProxy) -> None:
+    response = h2_get(running_proxy, "www.leak.example", "/", NAVIGATE)
+    assert response.alpn == "h2"
+    assert response.status == 403
+    assert "/__linkwarn/proceed" in response.text
+
+
+def test_unlisted_over_http2_reaches_the_upstream(running_proxy: RunningProxy) -> None:
+    response = h2_get(running_proxy, "clean.example", "/h2", NAVIGATE)
+    assert (response.alpn, response.status) == ("h2", 200)
+    assert "upstream page" in response.text
+
+
+def test_subresource_gets_a_short_403(running_proxy: RunningProxy) -> None:
+    response = h2_get(
+        running_proxy, "leak.example", "/logo.png", {"sec-fetch-dest": "image", "sec-fetch-mode": "no-cors"}
+    )
+    assert response.status == 403
+    assert response.headers["x-linkwarn"] == "warn; entry=leak.example/"
+    assert response.headers["content-type"].startswith("text/plain")
+    assert len(response.text) < 300
+
+
+def test_each_hop_of_a_redirect_chain_is_checked(
+    client: httpx.Client, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    url = "https://short.test/redirect/2?to=http://mirror.test/film"
+    hops = []
+    for _ in range(5):
+        response = client.get(url, headers=NAVIGATE)
+        hops.append(response.status_code)
+        if response.status_code != 302:
+            break
+        url = str(response.url.join(response.headers["location"]))
+    # Two plain hops, then the hop whose Location is listed is answered by the proxy.
+    assert hops == [302, 302, 403]
+    assert "mirror.test/film" in response.text
+    assert "mirror.test" not in upstreams[0].hosts
+
+
+def test_proceed_through_a_warning(client: httpx.Client, upstreams: tuple[Upstream, Upstream]) -> None:
+    page = client.get("https://leak.example/salaries", headers=NAVIGATE)
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token is not None
+    posted = client.post(
+        "https://leak.example/__linkwarn/proceed",
+        data={"token": token.group(1), "url": "https://leak.example/salaries"},
+        headers={"origin": "https://leak.example", "sec-fetch-site": "same-origin"},
+    )
+    assert posted.status_code == 303
+    assert posted.headers["location"] == "https://leak.example/salaries"
+    through = client.get("https://leak.example/salaries", headers=NAVIGATE)
+    assert through.status_code == 200
+    assert "upstream page" in through.text
+    host, path, cookie = upstreams[1].server.seen[-1]
+    assert (host, path) == ("leak.example", "/salaries")
+    assert cookie is None or "linkwarn_pass" not in cookie  # stripped before going upstream
+    client.cookies.clear()
+
+
+def test_events_are_stored_and_listed(running_proxy: RunningProxy, client: httpx.Client) -> None:
+    client.get("https://mirror.test/events-check", headers=NAVIGATE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        command = [sys.executable, "-m", "proxy_addon.cli", "events", "--json"]
+        result = subprocess.run(
+            [*command, "--data-dir", str(running_proxy.data_dir)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        if any(e["url"] == "https://mirror.test/events-check" for e in events):
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the block event never reached the store")
+    event = next(e for e in events if e["url"] == "https://mirror.test/events-check")
+    assert (event["kind"], event["action"], event["expression"]) == ("block", "block", "mirror.test/")
+    assert event["client"] == "addr:127.0.0.1"
+    assert not any("clean.test" in (e["url"] or "") for e in events)  # unlisted traffic is never logged
