@@ -115,10 +115,17 @@ def _origin(request: http.Request) -> str:
 
 
 def _same_origin_post(request: http.Request) -> bool:
-    """Refuse a form posted from another site (a browser says so in these headers)."""
+    """Whether a form post came from the page's own origin.
+
+    ``Sec-Fetch-Site`` cannot be set by a page, so when the browser sends it, it
+    decides. (``Origin`` is no help there: under the page's no-referrer policy
+    Chromium sends ``Origin: null`` even for its own same-origin form.) Without
+    it, a present ``Origin`` must match; a client sending neither is not a
+    browser, so no other site can be driving it.
+    """
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return bool(site == "same-origin")
     origin = request.headers.get("origin")
     return origin is None or origin == _origin(request)
 

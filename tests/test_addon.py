@@ -223,6 +223,8 @@ async def test_proceed_sets_a_pass_that_lets_the_client_through(proxy: Proxy) ->
         ("expired", "expired"),
         ("other-client", "another client"),
         ("cross-site", "sent from another site"),
+        ("cross-site-origin-only", "sent from another site"),
+        ("null-origin-no-fetch-metadata", "sent from another site"),
         ("other-entry", "does not cover that address"),
         ("other-host", "for another site"),
         ("block-entry", "does not cover that address"),
@@ -241,6 +243,12 @@ async def test_proceed_refusals(proxy: Proxy, case: str, message: str) -> None:
         token = _token(proxy, client="addr:10.9.9.9")
     elif case == "cross-site":
         headers.update({"sec-fetch-site": "cross-site", "origin": "https://attacker.test"})
+    elif case == "cross-site-origin-only":
+        del headers["sec-fetch-site"]
+        headers["origin"] = "https://attacker.test"
+    elif case == "null-origin-no-fetch-metadata":
+        del headers["sec-fetch-site"]
+        headers["origin"] = "null"
     elif case == "other-entry":
         url = "https://clean.test/"
     elif case == "other-host":
@@ -254,6 +262,16 @@ async def test_proceed_refusals(proxy: Proxy, case: str, message: str) -> None:
     assert flow.response.status_code == 403
     assert message in (flow.response.get_text() or "")
     assert "set-cookie" not in flow.response.headers
+
+
+async def test_chromium_same_origin_post_with_a_null_origin_is_accepted(proxy: Proxy) -> None:
+    # What Chromium sends for the page's own form under Referrer-Policy: no-referrer.
+    headers = {"content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin", "origin": "null"}
+    flow = await proxy.request(
+        "https://leak.test/__linkwarn/proceed", method="POST", headers=headers,
+        body=_form(_token(proxy), "https://leak.test/inbox"),
+    )  # fmt: skip
+    assert flow.response is not None and flow.response.status_code == 303
 
 
 async def test_forged_pass_cookie_still_gets_the_page(proxy: Proxy) -> None:
