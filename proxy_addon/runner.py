@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from mitmproxy import exceptions, options
     from mitmproxy.tools.dump import DumpMaster
 
-    from proxy_addon.addon import Linkwarn
+    from proxy_addon.interceptor import Linkwarn
 
     logging.getLogger().setLevel(logging.INFO)  # mitmproxy's termlog shows what reaches it
     data_dir: Path = args.data_dir or default_data_dir()

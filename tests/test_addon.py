@@ -12,7 +12,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.test import taddons, tflow
 
 from blocklists import Action, Entry, Store
-from proxy_addon.addon import METADATA_KEY, PASS_COOKIE, Linkwarn
+from proxy_addon.interceptor import METADATA_KEY, PASS_COOKIE, Linkwarn
 from proxy_addon.tokens import ProceedToken, mint
 
 ENTRIES = [
@@ -266,7 +266,11 @@ async def test_proceed_refusals(proxy: Proxy, case: str, message: str) -> None:
 
 async def test_chromium_same_origin_post_with_a_null_origin_is_accepted(proxy: Proxy) -> None:
     # What Chromium sends for the page's own form under Referrer-Policy: no-referrer.
-    headers = {"content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin", "origin": "null"}
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "sec-fetch-site": "same-origin",
+        "origin": "null",
+    }
     flow = await proxy.request(
         "https://leak.test/__linkwarn/proceed", method="POST", headers=headers,
         body=_form(_token(proxy), "https://leak.test/inbox"),

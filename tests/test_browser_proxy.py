@@ -59,7 +59,9 @@ def test_warning_page_then_proceed_reaches_the_site(
     _warn(page, "https://leak.example/browser/inbox")
     assert page.get_by_text("Sample entry: a mirror of stolen company e-mail").is_visible()
     assert page.locator("#proceed").is_visible()
-    page.screenshot(path=str(os.environ.get("LINKWARN_SCREENSHOT_DIR", tmp_path)) + "/warning-page.png", full_page=True)
+    page.screenshot(
+        path=str(os.environ.get("LINKWARN_SCREENSHOT_DIR", tmp_path)) + "/warning-page.png", full_page=True
+    )
     with page.expect_navigation():
         page.click("#proceed")
     assert page.locator("h1").inner_text() == "upstream page"
@@ -108,7 +110,10 @@ def test_forged_or_expired_token_is_refused(
 def test_a_cross_site_form_cannot_proceed(context: BrowserContext, running_proxy: RunningProxy) -> None:
     page = context.new_page()
     page.goto("https://attacker.example/")
-    token = mint(_secret(running_proxy), ProceedToken("addr:127.0.0.1", key_of("leak.example/"), int(time.time()) + 600))
+    token = mint(
+        _secret(running_proxy),
+        ProceedToken("addr:127.0.0.1", key_of("leak.example/"), int(time.time()) + 600),
+    )
     with page.expect_navigation():
         page.evaluate(
             """token => {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import ssl
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import h2.config
 import h2.connection
@@ -18,7 +20,7 @@ import h2.events
 import httpx
 import pytest
 
-from .support.servers import ROOT, RunningProxy, Upstream
+from .support.servers import ROOT, ROUTE_SCRIPT, RunningProxy, Upstream, free_port
 
 NAVIGATE = {"sec-fetch-dest": "document", "sec-fetch-mode": "navigate", "sec-fetch-site": "none"}
 
@@ -181,3 +183,65 @@ def test_events_are_stored_and_listed(running_proxy: RunningProxy, client: httpx
     assert (event["kind"], event["action"], event["expression"]) == ("block", "block", "mirror.test/")
     assert event["client"] == "addr:127.0.0.1"
     assert not any("clean.test" in (e["url"] or "") for e in events)  # unlisted traffic is never logged
+
+
+def test_oversized_and_malformed_requests_never_crash_the_proxy(
+    running_proxy: RunningProxy, client: httpx.Client
+) -> None:
+    with socket.create_connection(("127.0.0.1", running_proxy.port), timeout=20) as raw:
+        raw.sendall(
+            b"GET http://mirror.test/ HTTP/1.1\r\nHost: mirror.test\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n"
+        )
+        answer = raw.recv(200)
+    assert answer.startswith(b"HTTP/1.1 4")  # refused one way or another, never forwarded
+    for junk in (
+        b"\x00\x01garbage\r\n\r\n",
+        b"GET http://[::zz]/ HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", running_proxy.port), timeout=20) as raw:
+            raw.sendall(junk)
+            raw.recv(200)
+    # Still serving, still catching.
+    assert client.get("http://mirror.test/after", headers=NAVIGATE).status_code == 403
+    assert client.get("http://clean.test/after", headers=NAVIGATE).status_code == 200
+
+
+def test_the_addon_loads_in_plain_mitmdump(tmp_path: Path, upstreams: tuple[Upstream, Upstream]) -> None:
+    port = free_port()
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    env = {**os.environ, "LINKWARN_TEST_HTTP_PORT": str(upstreams[0].port), "LINKWARN_TEST_HTTPS_PORT": "1"}
+    process = subprocess.Popen(
+        [str(mitmdump), "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
+         "-s", str(ROOT / "proxy_addon" / "addon.py"), "-s", str(ROUTE_SCRIPT),
+         "--set", "connection_strategy=lazy", "--set", f"confdir={tmp_path / 'conf'}",
+         "--set", f"linkwarn_data_dir={tmp_path / 'data'}", "--set", "linkwarn_proceed_ttl=5m"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        with httpx.Client(proxy=f"http://127.0.0.1:{port}", timeout=10) as plain:
+            while True:
+                try:
+                    response = plain.get("http://mirror.test/", headers=NAVIGATE)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and process.poll() is None, "mitmdump did not start"
+                    time.sleep(0.2)
+            assert response.status_code == 403
+            assert "This page is blocked" in response.text
+            assert plain.get("http://clean.test/", headers=NAVIGATE).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def test_mitmdump_refuses_a_bad_linkwarn_option(tmp_path: Path) -> None:
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    result = subprocess.run(
+        [str(mitmdump), "-q", "--listen-port", "0", "-s", str(ROOT / "proxy_addon" / "addon.py"),
+         "--set", f"confdir={tmp_path}", "--set", "linkwarn_proceed_ttl=forever"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "linkwarn_proceed_ttl: invalid duration 'forever'" in result.stdout + result.stderr
