@@ -12,9 +12,11 @@ is never contacted. The decision is recorded in ``flow.metadata["linkwarn"]``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 from mitmproxy import ctx, exceptions, http
 
 from blocklists import Action, Checker, InvalidURL, LinkwarnError, Store, Verdict, default_data_dir
+from blocklists.checker import Prefiltered
 from blocklists.entry import parse_duration
 from blocklists.lists import Defaults, ListFormat, parse_list
 from blocklists.store import Event
@@ -228,6 +231,10 @@ class Linkwarn:
             await self.checker.reload()
             self.events = EventLog(store, settings.events_jsonl)
             self.events.start()
+            # Everything loaded so far lives as long as the process: keep the
+            # collector from walking it again at every full collection.
+            gc.collect()
+            gc.freeze()
             logger.info(
                 "linkwarn: %d entries ready in %.2f s from %s",
                 len(self.checker.index), time.perf_counter() - started, store.path,
@@ -267,69 +274,112 @@ class Linkwarn:
         self._record(flow, "refused", verdict, detail="CONNECT to a host that is not intercepted")
         flow.response = self._refusal(verdict, "CONNECT refused: the host is listed")
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    # Both hooks below are plain functions for unlisted traffic: they canonicalize,
+    # look up the index and return None. Only when something needs awaiting (a
+    # prefix hit to confirm in the store, lists still loading, the warning page's
+    # own forms) do they return a coroutine, which mitmproxy then awaits.
+
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         request = flow.request
+        pass_token = None
         if PASS_COOKIE in request.headers.get("cookie", ""):
             pass_token = request.cookies.get(PASS_COOKIE)
             request.cookies.pop(PASS_COOKIE, None)  # never forwarded upstream
-        else:
-            pass_token = None
         if request.path.startswith("/__linkwarn/"):
-            await self._own_endpoint(flow)
-            return
-        verdict = await self._decide(request.url, flow)
-        alternate = request.pretty_url
-        if alternate != request.url and (verdict is None or verdict.action is None):
-            # The Host header names another host than the connection: check it too.
-            verdict = await self._decide(alternate, flow) or verdict
-        if verdict is None or verdict.entry is None:
-            return
-        self._answer(flow, verdict, pass_token)
+            return self._own_endpoint(flow)
+        if not self.ready.is_set():
+            return self._when_ready(flow, lambda: self._check_request(flow, pass_token))
+        return self._check_request(flow, pass_token)
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def _check_request(self, flow: http.HTTPFlow, pass_token: str | None) -> Coroutine[Any, Any, None] | None:
+        request = flow.request
+        urls = [request.url]
+        host_header = request.host_header
+        if host_header and host_header.lower() not in (request.host, f"{request.host}:{request.port}"):
+            urls.append(request.pretty_url)  # the Host header names another host: check it too
+        candidates = [(url, found) for url in urls if (found := self._prefilter(url, flow)) is not None]
+        if not candidates:
+            return None  # the common case: nothing listed, nothing awaited, nothing logged
+        return self._answer_candidates(flow, candidates, pass_token)
+
+    async def _answer_candidates(
+        self, flow: http.HTTPFlow, candidates: list[tuple[str, Prefiltered]], pass_token: str | None
+    ) -> None:
+        for url, found in candidates:
+            verdict = await self._confirm(url, found, flow)
+            if verdict is not None and verdict.entry is not None:
+                self._answer(flow, verdict, pass_token)
+                return
+
+    def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         """A redirect to a listed URL (short links) gets the answer that URL would get."""
         response = flow.response
-        if response is None or not flow.live or flow.metadata.get(METADATA_KEY, {}).get("answered"):
-            return
+        if response is None or not flow.live or response.status_code not in REDIRECT_CODES:
+            return None
         location = response.headers.get("location")
-        if response.status_code not in REDIRECT_CODES or not location:
-            return
+        if not location or flow.metadata.get(METADATA_KEY, {}).get("answered"):
+            return None
         target = urljoin(flow.request.url, location)
         if urlsplit(target).scheme not in ("http", "https"):
-            return
-        verdict = await self._decide(target, flow)
-        if verdict is None or verdict.action not in (Action.BLOCK, Action.WARN):
-            return
-        self._answer(flow, verdict, None, redirect_from=flow.request.url)
+            return None
+        found = self._prefilter(target, flow)
+        return None if found is None else self._answer_redirect(flow, target, found)
+
+    async def _answer_redirect(self, flow: http.HTTPFlow, target: str, found: Prefiltered) -> None:
+        verdict = await self._confirm(target, found, flow)
+        if verdict is not None and verdict.action in (Action.BLOCK, Action.WARN):
+            self._answer(flow, verdict, None, redirect_from=flow.request.url)
 
     # -- decisions ----------------------------------------------------------
 
-    async def _decide(self, url: str, flow: http.HTTPFlow) -> Verdict | None:
-        """The verdict for *url*, or None when nothing can match (bad URL, lists unavailable)."""
+    async def _when_ready(
+        self, flow: http.HTTPFlow, then: Callable[[], Coroutine[Any, Any, None] | None]
+    ) -> None:
+        """Hold a request that arrived while the lists load, then decide it."""
+        if await self._wait_ready(flow):
+            pending = then()
+            if pending is not None:
+                await pending
+
+    async def _wait_ready(self, flow: http.HTTPFlow) -> bool:
         if not self.ready.is_set():
             try:
                 await asyncio.wait_for(self.ready.wait(), READY_TIMEOUT)
             except TimeoutError:
                 self._unavailable(flow, "the lists are still loading")
-                return None
+                return False
+        return True
+
+    def _prefilter(self, url: str, flow: http.HTTPFlow) -> Prefiltered | None:
+        """The index lookup for *url*: None when nothing can match. No I/O, no await."""
         checker = self.checker
         if checker is None:
             self._unavailable(flow, self.unavailable or "the lists are not loaded")
             return None
         try:
-            prefiltered = checker.prefilter(url)
+            found = checker.prefilter(url)
         except InvalidURL:
             return None
-        if not prefiltered[2]:
-            return None  # the common case: nothing listed, nothing awaited, nothing logged
+        return found if found[2] else None
+
+    async def _confirm(self, url: str, found: Prefiltered, flow: http.HTTPFlow) -> Verdict | None:
+        """Confirm prefix hits against the store; None when the store fails."""
+        assert self.checker is not None
         try:
-            return await checker.confirm(url, prefiltered)
+            return await self.checker.confirm(url, found)
         except (LinkwarnError, OSError) as exc:
             logger.exception("linkwarn: the store failed while confirming a listed URL")
             self._unavailable(flow, str(exc))
             return None
+
+    async def _decide(self, url: str, flow: http.HTTPFlow) -> Verdict | None:
+        """The whole decision for *url*, waiting for the lists if need be (CONNECT, forms)."""
+        if not await self._wait_ready(flow):
+            return None
+        found = self._prefilter(url, flow)
+        return None if found is None else await self._confirm(url, found, flow)
 
     def _unavailable(self, flow: http.HTTPFlow, why: str) -> None:
         assert self.settings is not None

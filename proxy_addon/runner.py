@@ -88,7 +88,10 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from proxy_addon.interceptor import Linkwarn
 
-    logging.getLogger().setLevel(logging.INFO)  # mitmproxy's termlog shows what reaches it
+    # linkwarn's own lines (lists loaded, warnings shown) at INFO; mitmproxy's
+    # per-connection chatter only from WARNING up, as with mitmdump -q.
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
     data_dir: Path = args.data_dir or default_data_dir()
     confdir: Path = args.confdir or data_dir / "mitmproxy"
     await asyncio.to_thread(confdir.mkdir, parents=True, exist_ok=True)

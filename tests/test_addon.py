@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -25,6 +26,12 @@ ENTRIES = [
 NAVIGATE = {"sec-fetch-dest": "document", "sec-fetch-mode": "navigate", "sec-fetch-site": "none"}
 
 
+async def _run(pending: Coroutine[Any, Any, None] | None) -> None:
+    """Call a hook as mitmproxy does: it may return a coroutine, which is then awaited."""
+    if pending is not None:
+        await pending
+
+
 class Proxy:
     def __init__(self, addon: Linkwarn, tctx: taddons.context, data_dir: Path) -> None:
         self.addon, self.tctx, self.data_dir = addon, tctx, data_dir
@@ -38,7 +45,7 @@ class Proxy:
 
     async def request(self, url: str, **kwargs: object) -> http.HTTPFlow:
         flow = self.flow(url, **kwargs)  # type: ignore[arg-type]
-        await self.addon.request(flow)
+        await _run(self.addon.request(flow))
         return flow
 
     async def events(self) -> list[tuple[str, str | None]]:
@@ -135,22 +142,22 @@ async def test_websocket_upgrade_to_a_listed_url_is_refused(proxy: Proxy) -> Non
 async def test_host_header_naming_a_listed_host_is_caught(proxy: Proxy) -> None:
     flow = proxy.flow("http://203.0.113.9/", headers=NAVIGATE)
     flow.request.headers["host"] = "mirror.test"
-    await proxy.addon.request(flow)
+    await _run(proxy.addon.request(flow))
     assert flow.response is not None
     assert flow.response.status_code == 403
 
 
 async def test_redirect_to_a_listed_url_is_replaced(proxy: Proxy) -> None:
     flow = proxy.flow("https://short.test/abc", headers=NAVIGATE)
-    await proxy.addon.request(flow)
+    await _run(proxy.addon.request(flow))
     assert flow.response is None
     flow.response = http.Response.make(302, b"", {"location": "http://mirror.test/film"})
-    await proxy.addon.response(flow)
+    await _run(proxy.addon.response(flow))
     assert flow.response.status_code == 403
     assert "mirror.test/film" in (flow.response.get_text() or "")
     relative = proxy.flow("https://mirror-free.test/a", headers=NAVIGATE)
     relative.response = http.Response.make(301, b"", {"location": "/b"})
-    await proxy.addon.response(relative)
+    await _run(proxy.addon.response(relative))
     assert relative.response.status_code == 301
 
 
@@ -360,7 +367,7 @@ async def test_unavailable_store_fails_open_or_closed(tmp_path: Path) -> None:
             assert addon.unavailable
             flow = tflow.tflow()
             flow.request = http.Request.make("GET", "https://mirror.test/", b"", NAVIGATE)
-            await addon.request(flow)
+            await _run(addon.request(flow))
             assert (flow.response.status_code if flow.response else None) == expect
             await addon.done()
 
