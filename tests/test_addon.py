@@ -282,7 +282,8 @@ async def test_chromium_same_origin_post_with_a_null_origin_is_accepted(proxy: P
         "https://leak.test/__linkwarn/proceed", method="POST", headers=headers,
         body=_form(_token(proxy), "https://leak.test/inbox"),
     )  # fmt: skip
-    assert flow.response is not None and flow.response.status_code == 303
+    assert flow.response is not None
+    assert flow.response.status_code == 303
 
 
 async def test_forged_pass_cookie_still_gets_the_page(proxy: Proxy) -> None:

@@ -48,7 +48,8 @@ def _secret(proxy: RunningProxy) -> bytes:
 
 def _warn(page: Page, url: str) -> None:
     response = page.goto(url)
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     assert page.title() == "Warning: this link leads to leaked material"
 
 
@@ -82,7 +83,8 @@ def test_go_back_returns_to_the_previous_page(context: BrowserContext) -> None:
 def test_block_page_offers_no_way_through(context: BrowserContext) -> None:
     page = context.new_page()
     response = page.goto("https://mirror.test/film")
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     assert page.title() == "This page is blocked"
     assert page.locator("#proceed").count() == 0
 

@@ -226,7 +226,8 @@ def test_the_addon_loads_in_plain_mitmdump(tmp_path: Path, upstreams: tuple[Upst
                     response = plain.get("http://mirror.test/", headers=NAVIGATE)
                     break
                 except httpx.TransportError:
-                    assert time.monotonic() < deadline and process.poll() is None, "mitmdump did not start"
+                    assert process.poll() is None, "mitmdump exited"
+                    assert time.monotonic() < deadline, "mitmdump did not start in time"
                     time.sleep(0.2)
             assert response.status_code == 403
             assert "This page is blocked" in response.text
