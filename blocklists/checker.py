@@ -3,6 +3,9 @@
 `Checker.prefilter` is what the request path calls: canonicalize, derive the
 expressions, look them up in the in-memory index. It does no I/O and never
 awaits, and for almost all traffic it finds nothing and that is the answer.
+Until the first index is built, every expression counts as a hit, so the store
+(which is authoritative, and answers a URL's keys in one indexed query) decides:
+a proxy serves, correctly, from its first second, however large its lists.
 On a prefix hit, `Checker.confirm` reads the full keys from the store and
 `decide` picks the winner. `reload` builds a new index from the store and
 swaps it in with one assignment, so a lookup sees the old index or the new
@@ -15,6 +18,7 @@ import asyncio
 import time
 
 from .canonical import Canonical, canonicalize_traced, expressions_of
+from .entry import key_of
 from .index import PrefixIndex
 from .matching import Verdict, decide
 from .store import Store
@@ -27,7 +31,7 @@ Prefiltered = tuple[Canonical, list[str], list[tuple[str, bytes]]]
 class Checker:
     def __init__(self, store: Store, index: PrefixIndex | None = None) -> None:
         self.store = store
-        self.index = index if index is not None else PrefixIndex.empty()
+        self.index = index  # None until loaded: then the store answers every lookup
 
     async def reload(self) -> PrefixIndex:
         """Rebuild the index from the store and swap it in."""
@@ -42,7 +46,10 @@ class Checker:
         """Canonical URL, its expressions, and those whose prefix is listed. Raises InvalidURL."""
         canonical = canonicalize_traced(url)
         expressions = expressions_of(canonical)
-        return canonical, expressions, self.index.hits(expressions)
+        index = self.index
+        if index is None:
+            return canonical, expressions, [(expression, key_of(expression)) for expression in expressions]
+        return canonical, expressions, index.hits(expressions)
 
     async def confirm(self, url: str, prefiltered: Prefiltered, now: float | None = None) -> Verdict:
         """Turn prefix hits into a verdict, reading full keys from the store."""

@@ -202,8 +202,9 @@ class Linkwarn:
             self._load_secret()
 
     def running(self) -> None:
-        # Listening starts now; the lists load in the background and requests
-        # that arrive meanwhile wait for them instead of slipping through.
+        # Listening starts now. The store opens in the background (requests that
+        # arrive before it wait for it), then answers requests itself while the
+        # index is built, so none waits for a large list and none slips through.
         if self._loading is None:
             self._loading = asyncio.create_task(self._open(), name="linkwarn-open")
 
@@ -226,23 +227,28 @@ class Linkwarn:
             self._load_secret()
             if settings.sample and not await store.sources():
                 await self._import_sample(store)
-            self.checker = Checker(store)
-            started = time.perf_counter()
-            await self.checker.reload()
             self.events = EventLog(store, settings.events_jsonl)
             self.events.start()
+            # Requests are decided from here on: by the store until the index is built.
+            self.checker = Checker(store)
+            self.ready.set()
+            started = time.perf_counter()
+            index = await self.checker.reload()
             # Everything loaded so far lives as long as the process: keep the
             # collector from walking it again at every full collection.
             gc.collect()
             gc.freeze()
             logger.info(
                 "linkwarn: %d entries ready in %.2f s from %s",
-                len(self.checker.index), time.perf_counter() - started, store.path,
-            )  # fmt: skip
-        except (LinkwarnError, OSError) as exc:
-            self.unavailable = str(exc)
+                len(index),
+                time.perf_counter() - started,
+                store.path,
+            )
+        except Exception as exc:
+            # Whatever went wrong, the fail mode decides what requests get.
+            self.unavailable = str(exc) or type(exc).__name__
             mode = "closed: every request is refused" if settings.fail_closed else "open: NOTHING IS CHECKED"
-            logger.error("linkwarn: THE LISTS ARE UNAVAILABLE (%s); failing %s", exc, mode)
+            logger.exception("linkwarn: THE LISTS ARE UNAVAILABLE (%s); failing %s", self.unavailable, mode)
         finally:
             self.ready.set()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
@@ -384,3 +385,40 @@ async def test_odd_requests_never_crash(proxy: Proxy) -> None:
     flow = await proxy.request("http://MIRROR.test./%66ilm", headers=NAVIGATE)
     assert flow.response is not None
     assert flow.response.status_code == 403
+
+
+async def test_requests_are_decided_while_a_large_index_is_still_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blocklists import Checker
+
+    release = asyncio.Event()
+    original = Checker.reload
+
+    async def slow_reload(self: Checker) -> Any:
+        await release.wait()
+        return await original(self)
+
+    monkeypatch.setattr(Checker, "reload", slow_reload)
+    async with Store.in_dir(tmp_path) as store:
+        await store.import_entries("corp", ENTRIES)
+    addon = Linkwarn()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, linkwarn_data_dir=str(tmp_path), linkwarn_secret="s" * 32)
+        addon.running()
+        await addon.ready.wait()
+        assert addon.checker is not None
+        assert addon.checker.index is None
+        listed, clean = tflow.tflow(), tflow.tflow()
+        listed.request = http.Request.make("GET", "https://mirror.test/film", b"", NAVIGATE)
+        clean.request = http.Request.make("GET", "https://clean.test/", b"", NAVIGATE)
+        await _run(addon.request(listed))
+        await _run(addon.request(clean))
+        assert listed.response is not None
+        assert listed.response.status_code == 403
+        assert clean.response is None
+        release.set()
+        await addon._loading  # type: ignore[misc]
+        assert addon.checker.index is not None
+        assert len(addon.checker.index) == len(ENTRIES)
+        await addon.done()

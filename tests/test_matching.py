@@ -92,3 +92,11 @@ async def test_hashed_entry_matches_without_plaintext(store: Store) -> None:
     assert verdict.entry is not None
     assert verdict.entry.expression is None
     assert verdict.entry.label == "sha256:" + key_of("leak.test/").hex()
+
+
+async def test_before_the_index_is_built_the_store_decides(store: Store) -> None:
+    await store.import_entries("a", [Entry.listing("leak.test/", Action.BLOCK)])
+    checker = Checker(store)  # no reload: no index yet
+    assert checker.index is None
+    assert (await checker.check("https://www.leak.test/x")).action is Action.BLOCK
+    assert (await checker.check("https://clean.test/")).entry is None
