@@ -263,7 +263,10 @@ def _canonical_path(path: str, steps: list[str]) -> str:
             segments.append(part)
         trailing = parts[-1] in ("", ".", "..")
         path = "/" + "/".join(segments) + ("/" if trailing and segments else "")
-    path = _escape(path)
+    # A raw backslash in a path is a "/" to a browser, so one that survives to
+    # here came from "%5C": keep it escaped, or the canonical form read again
+    # would name another path.
+    path = _escape(path).replace("\\", "%5C")
     if path != raw:
         steps.append(f"path {raw!r} -> {path!r} (unescaped, dot segments and // resolved)")
     return path
