@@ -83,9 +83,13 @@ class Upstream:
         thread.start()
         return cls(server, server.server_address[1], thread)
 
-    @property
-    def hosts(self) -> set[str]:
-        return {host.split(":")[0] for host, _, _ in self.server.seen}
+    def mark(self) -> int:
+        """A point in the request log, for `hosts_since`."""
+        return len(self.server.seen)
+
+    def hosts_since(self, mark: int = 0) -> set[str]:
+        """The hosts asked for since *mark* (the servers are shared by all tests)."""
+        return {host.split(":")[0] for host, _, _ in self.server.seen[mark:]}
 
     def stop(self) -> None:
         self.server.shutdown()
