@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -37,6 +38,18 @@ from proxy_addon.runner import add_run_arguments
 EXIT_OK, EXIT_MATCH, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_LINES = 20_000
 MAX_PROBLEMS_SHOWN = 20
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text from outside (a report comment, a list's reason) made safe for a terminal.
+
+    Control characters, escape sequences above all, are shown as ``\\xNN``
+    instead of being sent to the terminal that IT reads events in.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class UsageError(Exception):
@@ -281,7 +294,7 @@ def _print_trace(verdict: Verdict, out: TextIO) -> None:
             ("incident", entry.incident),
         ):
             if value:
-                print(f"{label + ':':<11} {value}", file=out)
+                print(f"{label + ':':<11} {printable(value)}", file=out)
     for line in verdict.explain():
         print(f"  {line}", file=out)
 
@@ -341,10 +354,8 @@ async def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if args.json:
                 print(json.dumps(entry_json(entry)), file=out)
             else:
-                print(
-                    f"{entry.action:<6} {entry.label:<50} {entry.source:<20} {entry.reason}",
-                    file=out,
-                )
+                line = f"{entry.action:<6} {entry.label:<50} {entry.source:<20} {entry.reason}"
+                print(printable(line), file=out)
     return EXIT_OK
 
 
@@ -398,7 +409,7 @@ async def cmd_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         if event.detail:
             line += f"  [{event.detail}]"
-        print(line, file=out)
+        print(printable(line), file=out)
     if not events and not args.json:
         print("no events", file=out)
     return EXIT_OK

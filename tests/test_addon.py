@@ -61,8 +61,9 @@ async def _proxy_with(tmp_path: Path, entries: list[Entry], **options: object) -
         async with Store.in_dir(tmp_path) as store:
             await store.import_entries("corp", entries)
     addon = Linkwarn()
+    options.setdefault("linkwarn_secret", "s" * 32)
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, linkwarn_data_dir=str(tmp_path), linkwarn_secret="s" * 32, **options)
+        tctx.configure(addon, linkwarn_data_dir=str(tmp_path), **options)
         addon.running()
         await addon.ready.wait()
         yield Proxy(addon, tctx, tmp_path)
@@ -422,3 +423,18 @@ async def test_requests_are_decided_while_a_large_index_is_still_building(
         assert addon.checker.index is not None
         assert len(addon.checker.index) == len(ENTRIES)
         await addon.done()
+
+
+async def test_a_fleet_sharing_the_secret_accepts_each_others_passes(tmp_path: Path) -> None:
+    headers = {"content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin"}
+    async for first in _proxy_with(tmp_path / "a", ENTRIES):
+        post = await first.request(
+            "https://leak.test/__linkwarn/proceed", method="POST", headers=headers,
+            body=_form(_token(first), "https://leak.test/inbox"),
+        )  # fmt: skip
+        assert post.response is not None
+        cookie = post.response.headers["set-cookie"].split(";")[0]
+    for secret, passes in (("s" * 32, True), ("another fleet's secret", False)):
+        async for other in _proxy_with(tmp_path / secret[:3], ENTRIES, linkwarn_secret=secret):
+            flow = await other.request("https://leak.test/inbox", headers={**NAVIGATE, "cookie": cookie})
+            assert (flow.response is None) is passes

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -155,3 +156,35 @@ def test_console_script_runs(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "no entry matches" in result.stdout
+
+
+def test_events_are_shown_without_terminal_escapes(run: Run) -> None:
+    from blocklists import Store
+    from blocklists.store import Event
+
+    async def add() -> None:
+        async with Store.in_dir(run.data_dir) as store:
+            await store.add_events(
+                [
+                    Event(
+                        at=1.0,
+                        kind="report",
+                        client="addr:10.0.0.7",
+                        action="warn",
+                        expression="leak.test/",
+                        url="https://leak.test/",
+                        detail="not a leak\x1b]0;pwned\x07\x1b[2J",
+                    )
+                ]
+            )
+
+    asyncio.run(add())
+    code, out, _ = run("events")
+    assert code == 0
+    assert "\x1b" not in out
+    assert "not a leak\\x1b]0;pwned\\x07\\x1b[2J" in out
+    assert "report" in out
+    code, out, _ = run("events", "--json", "--kind", "report")
+    assert json.loads(out)["detail"] == "not a leak\x1b]0;pwned\x07\x1b[2J"  # JSON keeps it, escaped
+    code, out, _ = run("events", "--since", "1h")
+    assert out == "no events\n"
