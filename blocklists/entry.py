@@ -76,6 +76,7 @@ class Entry:
     source: str = ""
     added_at: int = field(default_factory=lambda: int(time.time()))
     expires_at: int | None = None
+    local: bool = True  # False for an entry that came from a feed
 
     def __post_init__(self) -> None:
         if len(self.key) != 32:

@@ -2,8 +2,9 @@
 
 The most specific entry wins: an exact URL with its query, then the exact
 path, then the longer path prefix; on equal paths the exact host, then the
-deeper domain. At equal specificity ``allow`` beats ``block`` beats ``warn``
-beats ``audit``. Expired entries never match; they appear in the trace only.
+deeper domain. At equal specificity a local entry beats one from a feed (local
+lists and exceptions apply on top of feeds), then ``allow`` beats ``block``
+beats ``warn`` beats ``audit``. Expired entries never match; they appear in the trace only.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ class Match:
     host_rank: int
 
     @property
-    def order(self) -> tuple[int, int, int]:
-        """Sort key, larger wins: path specificity, host depth, action priority."""
-        return (self.path_rank, self.host_rank, self.entry.action.priority)
+    def order(self) -> tuple[int, int, bool, int]:
+        """Sort key, larger wins: path specificity, host depth, local over feed, action priority."""
+        return (self.path_rank, self.host_rank, self.entry.local, self.entry.action.priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,8 @@ class Verdict:
         for other in self.matches[1:]:
             if (first.path_rank, first.host_rank) > (other.path_rank, other.host_rank):
                 why = "it is more specific than"
+            elif first.entry.local and not other.entry.local:
+                why = "a local entry applies on top of a feed's, at equal specificity, over"
             elif first.entry.action != other.entry.action:
                 why = f"{first.entry.action} beats {other.entry.action} at equal specificity over"
             else:

@@ -1,8 +1,10 @@
 """The local store: entries, their sources and events, in one SQLite file.
 
-One writer connection through aiosqlite, in WAL mode so readers never wait for
-it. The schema version lives in ``PRAGMA user_version``; `MIGRATIONS` brings an
-older file up to date, and a file from a newer linkwarn is refused rather than
+One writer connection through aiosqlite, in WAL mode, and one reader
+connection for the request path: a lookup sees the last committed lists and
+never queues behind a long write such as a feed being applied. The schema
+version lives in ``PRAGMA user_version``; `MIGRATIONS` brings an older file up
+to date, and a file from a newer linkwarn is refused rather than
 guessed at. Every write is one transaction: an import that fails half-way
 leaves the store exactly as it was.
 """
@@ -13,9 +15,9 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields, replace
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +28,16 @@ import aiosqlite
 from .entry import Action, Entry
 from .errors import StoreError
 
-__all__ = ["MIGRATIONS", "STORE_FILE", "Event", "ImportResult", "SourceInfo", "Store", "default_data_dir"]
+__all__ = [
+    "MIGRATIONS",
+    "STORE_FILE",
+    "Event",
+    "FeedState",
+    "ImportResult",
+    "SourceInfo",
+    "Store",
+    "default_data_dir",
+]
 
 STORE_FILE = "linkwarn.sqlite3"
 
@@ -66,6 +77,21 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT
     );
     CREATE INDEX events_by_time ON events (at);
+    """,
+    # 2: the state of each subscribed feed, so a restart resumes where it was.
+    """
+    CREATE TABLE feeds (
+        url TEXT PRIMARY KEY,
+        feed_id TEXT,
+        version INTEGER,
+        generated_at INTEGER,
+        expires_at INTEGER,
+        etag TEXT,
+        entries INTEGER NOT NULL DEFAULT 0,
+        last_attempt REAL,
+        last_success REAL,
+        last_error TEXT
+    );
     """,
 )
 
@@ -127,7 +153,8 @@ class Event:
 
 _EVENT_COLUMNS = "at, kind, client, action, entry_key, expression, source, url, referrer_host, detail"
 _ENTRY_COLUMNS = (
-    "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at"
+    "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at,"
+    " s.kind"
 )
 # Bulk writes in key order touch each B-tree page once; in random order they
 # thrash the page cache (measured: 1M rows in 4 s sorted, 29 s unsorted).
@@ -136,7 +163,7 @@ _BATCH = 500  # keys per IN (...) query, under SQLite's variable limit
 
 
 def _entry(row: Any) -> Entry:
-    key, action, expression, reason, category, incident, source, added_at, expires_at = row
+    key, action, expression, reason, category, incident, source, added_at, expires_at, kind = row
     return Entry(
         key=bytes(key),
         action=Action(action),
@@ -147,6 +174,7 @@ def _entry(row: Any) -> Entry:
         source=source,
         added_at=added_at,
         expires_at=expires_at,
+        local=kind == "local",
     )
 
 
@@ -175,6 +203,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Self:
@@ -212,17 +241,30 @@ class Store:
             await db.close()
             raise
         self._db = db
+        reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await reader.execute("PRAGMA busy_timeout = 5000")
+        await reader.execute("PRAGMA query_only = ON")
+        self._reader = reader
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        for db in (self._reader, self._db):
+            if db is not None:
+                await db.close()
+        self._db = self._reader = None
 
     @property
     def db(self) -> aiosqlite.Connection:
+        """The writer connection."""
         if self._db is None:
             raise StoreError("the store is not open")
         return self._db
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The read-only connection: committed data only."""
+        if self._reader is None:
+            raise StoreError("the store is not open")
+        return self._reader
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
         async with db.execute("PRAGMA user_version") as cursor:
@@ -370,13 +412,20 @@ class Store:
         async with self.db.execute(query, params) as cursor:
             return [_entry(row) for row in await cursor.fetchall()]
 
-    async def lookup(self, keys: Sequence[bytes]) -> dict[bytes, list[Entry]]:
-        """Every entry, from every source, whose full key is one of *keys*."""
+    async def lookup(
+        self, keys: Sequence[bytes], db: aiosqlite.Connection | None = None
+    ) -> dict[bytes, list[Entry]]:
+        """Every entry, from every source, whose full key is one of *keys*.
+
+        Reads committed data, or, given the writer *db* inside a transaction,
+        what that transaction is about to commit.
+        """
+        db = db or self.reader
         found: dict[bytes, list[Entry]] = {}
         for start in range(0, len(keys), _BATCH):
             chunk = keys[start : start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            async with self.db.execute(
+            async with db.execute(
                 f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
                 f" WHERE e.key IN ({marks})",
                 chunk,
@@ -393,7 +442,7 @@ class Store:
         come in large chunks, and no Python object per entry outlives its chunk.
         """
         parts: list[bytes] = []
-        async with self.db.execute("SELECT substr(key, 1, 8) FROM entries ORDER BY key") as cursor:
+        async with self.reader.execute("SELECT substr(key, 1, 8) FROM entries ORDER BY key") as cursor:
             while rows := await cursor.fetchmany(65536):
                 parts.append(b"".join(row[0] for row in rows))
         return b"".join(parts)
@@ -442,3 +491,92 @@ class Store:
             )
             for at, kind_, client, action, key, expression, source, url, ref, detail in reversed(list(rows))
         ]
+
+    # -- feeds ------------------------------------------------------------------
+
+    async def feed_state(self, url: str) -> FeedState | None:
+        async with self.db.execute(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?", (url,)) as cursor:  # noqa: S608
+            row = await cursor.fetchone()
+        return None if row is None else FeedState(*row)
+
+    async def feed_states(self) -> list[FeedState]:
+        async with self.db.execute(f"SELECT {_FEED_COLUMNS} FROM feeds ORDER BY url") as cursor:  # noqa: S608
+            return [FeedState(*row) for row in await cursor.fetchall()]
+
+    async def save_feed_state(self, state: FeedState, db: aiosqlite.Connection | None = None) -> None:
+        """Record a feed's state; pass the writer *db* to do it inside an open transaction."""
+        values = astuple(state)
+        statement = (
+            f"INSERT INTO feeds ({_FEED_COLUMNS}) VALUES ({','.join('?' * len(values))})"  # noqa: S608
+            f" ON CONFLICT (url) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _FEED_FIELDS[1:])}"
+        )
+        if db is not None:
+            await db.execute(statement, values)
+            return
+        async with self.transaction() as writer:
+            await writer.execute(statement, values)
+
+    async def apply_feed(
+        self,
+        source: str,
+        *,
+        snapshot: Iterable[Entry] | None = None,
+        upserts: Iterable[Entry] = (),
+        removals: Iterable[bytes] = (),
+        check: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+        state: FeedState | None = None,
+    ) -> int:
+        """Apply a feed version to *source* in ONE transaction; returns the source's entry count.
+
+        With *snapshot*, the source becomes exactly those entries; otherwise the
+        diff (*upserts*, *removals*) is applied. *check* runs inside the
+        transaction, seeing the result before anyone else does, and raises to
+        roll everything back; *state* is recorded in the same transaction.
+        """
+        now = int(time.time())
+        async with self.transaction() as db:
+            source_id = await self._source_id(db, source, "feed", now)
+            if snapshot is not None:
+                await db.execute("DELETE FROM entries WHERE source_id = ?", (source_id,))
+                rows = await asyncio.to_thread(_sorted_rows, snapshot, source_id)
+            else:
+                gone = sorted(removals)
+                await db.executemany(
+                    "DELETE FROM entries WHERE key = ? AND source_id = ?", ((key, source_id) for key in gone)
+                )
+                rows = await asyncio.to_thread(_sorted_rows, upserts, source_id)
+            await db.executemany(
+                "INSERT OR REPLACE INTO entries (key, source_id, expression, action, reason, category,"
+                " incident, added_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            if check is not None:
+                await check(db)
+            count = await self._count(db, source_id)
+            if state is not None:
+                await self.save_feed_state(replace(state, entries=count), db)
+            return count
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """Where a subscribed feed stands: what was last applied, and how the last attempt went."""
+
+    url: str
+    feed_id: str | None = None
+    version: int | None = None
+    generated_at: int | None = None
+    expires_at: int | None = None
+    etag: str | None = None
+    entries: int = 0
+    last_attempt: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+
+    def stale(self, now: float) -> bool:
+        """Past the expiry its publisher set: still applied, never reported as fresh."""
+        return self.expires_at is not None and self.expires_at <= now
+
+
+_FEED_FIELDS = tuple(f.name for f in fields(FeedState))
+_FEED_COLUMNS = ", ".join(_FEED_FIELDS)
