@@ -356,6 +356,13 @@ def decode_diff(data: bytes, name: str, source: str) -> tuple[list[Entry], list[
     return upserts, removals
 
 
+def _keep_added(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """An entry that did not change keeps the time it was first published."""
+    if old is not None and {**new, "t": old.get("t")} == old:
+        return old
+    return new
+
+
 def _gzip_lines(items: Iterable[dict[str, Any]]) -> bytes:
     text = "".join(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n" for item in items)
     return gzip.compress(text.encode(), compresslevel=6, mtime=0)
@@ -463,8 +470,8 @@ def publish(
     def line(entry: Entry) -> dict[str, Any]:
         return _entry_json(entry, hashed)
 
-    new_lines = {k: line(e) for k, e in current.items()}
     old_lines = {k: line(e) for k, e in previous_entries.items()}
+    new_lines = {k: _keep_added(line(e), old_lines.get(k)) for k, e in current.items()}
     unchanged = (
         previous is not None
         and new_lines == old_lines

@@ -35,12 +35,13 @@ from .feed import (
     SelfTest,
     decode_diff,
     decode_snapshot,
+    parse_public_key,
     self_test_matches,
     verify_manifest,
 )
 from .store import FeedState, Store
 
-__all__ = ["FeedSubscription", "FeedSyncer", "SyncOutcome"]
+__all__ = ["FeedSubscription", "FeedSyncer", "SyncOutcome", "pair_feeds", "parse_subscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,32 @@ class FeedSubscription:
 
     def file_url(self, name: str) -> str:
         return self.manifest_url.rsplit("/", 1)[0] + "/" + name
+
+
+def parse_subscription(text: str) -> FeedSubscription:
+    """``URL KEY [KEY...]``, each KEY ``ed25519:<base64>`` or a file holding one. Raises FeedError."""
+    url, *keys = text.split()
+    if not url.startswith(("http://", "https://")):
+        raise FeedError(f"feed URL {url!r} must start with http:// or https://")
+    if not keys:
+        raise FeedError(f"feed {url} has no pinned key: give its publisher's public key")
+    return FeedSubscription(url, tuple(parse_public_key(key) for key in keys))
+
+
+def pair_feeds(urls: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """--feed/--feed-key as given on a command line, as ``URL KEY`` subscriptions.
+
+    Keys pair with feeds in order; one key serves every feed. Raises FeedError.
+    """
+    if not urls:
+        if keys:
+            raise FeedError("--feed-key without --feed")
+        return []
+    if len(keys) == 1:
+        keys = list(keys) * len(urls)
+    if len(keys) != len(urls):
+        raise FeedError(f"{len(urls)} --feed but {len(keys)} --feed-key: give one key, or one per feed")
+    return [f"{url} {key}" for url, key in zip(urls, keys, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from blocklists import (
     read_list,
 )
 from blocklists.entry import Entry, parse_duration, parse_time
+from proxy_addon.feedcli import add_feed_commands, cmd_feed, cmd_status, cmd_sync
 from proxy_addon.runner import add_run_arguments
 
 EXIT_OK, EXIT_MATCH, EXIT_USAGE = 0, 1, 2
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the proxy (mitmproxy with the linkwarn addon) in this process.",
     )
     add_run_arguments(run)
+
+    add_feed_commands(commands, common)
 
     evt = commands.add_parser("events", parents=[common], help="show warnings, blocks, proceeds and reports")
     evt.add_argument(
@@ -428,7 +431,18 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any
     "remove": cmd_remove,
     "events": cmd_events,
     "run": cmd_run,
+    "feed": cmd_feed,
+    "sync": lambda args, out, err: _with_store(cmd_sync, args, out, err),
+    "status": lambda args, out, err: _with_store(
+        cmd_status, args, out, err, args.data_dir or default_data_dir()
+    ),
 }
+
+
+async def _with_store(command: Any, args: argparse.Namespace, out: TextIO, err: TextIO, *extra: Any) -> int:
+    async with _store(args) as store:
+        result: int = await command(args, out, err, store, *extra)
+        return result
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

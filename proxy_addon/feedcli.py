@@ -1,0 +1,288 @@
+"""``linkwarn feed keygen|publish|serve``, ``linkwarn sync`` and ``linkwarn status``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from blocklists import Action, Defaults, Entry, ListFormat, Store, read_list
+from blocklists.entry import parse_duration
+from blocklists.feed import FeedError, generate_keys, load_private_key, publish, read_self_tests
+from blocklists.sync import FeedSyncer, pair_feeds, parse_subscription
+
+__all__ = ["RUN_FILE", "add_feed_commands", "cmd_feed", "cmd_status", "cmd_sync"]
+
+RUN_FILE = "run.json"  # written by linkwarn run: where the proxy listens, and its pid
+LINT_ERRORS = frozenset(
+    {"public-suffix", "shared-platform", "duplicate", "conflict", "malformed", "unsupported"}
+)
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_feed_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    feed = commands.add_parser("feed", help="publish or serve a signed feed (for IT)")
+    actions = feed.add_subparsers(dest="feed_command", required=True, metavar="ACTION")
+
+    keygen = actions.add_parser("keygen", help="make the Ed25519 key pair that signs a feed")
+    keygen.add_argument(
+        "--out", type=Path, required=True, help="directory for feed.key (private) and feed.pub"
+    )
+
+    pub = actions.add_parser(
+        "publish",
+        help="write a new signed version of a feed from source lists",
+        description="Lint the sources, then write a signed manifest, a snapshot and a diff from the "
+        "previous version into FEEDDIR. Unchanged sources make no new version (the same one is "
+        "re-signed with a later expiry).",
+    )
+    pub.add_argument("sources", nargs="+", type=Path, metavar="SOURCE")
+    pub.add_argument("--key", type=Path, required=True, help="the private key from 'feed keygen'")
+    pub.add_argument("--out", type=Path, required=True, metavar="FEEDDIR", help="the feed directory")
+    pub.add_argument(
+        "--hashed", action="store_true", help="publish only SHA-256 keys: no address in plaintext"
+    )
+    pub.add_argument(
+        "--expires",
+        type=_duration,
+        default=7 * 86400,
+        metavar="DURATION",
+        help="how long the version is fresh (default: 7d)",
+    )
+    pub.add_argument(
+        "--min-interval",
+        type=_duration,
+        default=300,
+        metavar="DURATION",
+        help="the shortest poll interval proxies may use (default: 5m)",
+    )
+    pub.add_argument(
+        "--self-test",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="lines 'match URL' / 'no-match URL' that proxies check before using a version",
+    )
+    pub.add_argument("--format", choices=[f.value for f in ListFormat], default="auto")
+    pub.add_argument(
+        "--action",
+        choices=[a.value for a in Action],
+        default="block",
+        help="action for lines that do not name one (default: block)",
+    )
+    pub.add_argument("--force", action="store_true", help="publish despite lint errors")
+
+    serve = actions.add_parser("serve", help="serve a feed directory over HTTP (demos, tests)")
+    serve.add_argument("directory", type=Path, metavar="FEEDDIR")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8088)
+
+    sync = commands.add_parser("sync", parents=[common], help="fetch signed feeds into the store")
+    sync.add_argument("--once", action="store_true", required=True, help="sync once and exit")
+    sync.add_argument("--feed", action="append", default=[], metavar="URL", required=True)
+    sync.add_argument(
+        "--feed-key",
+        action="append",
+        default=[],
+        metavar="PUBKEY",
+        required=True,
+        help="the publisher's public key (ed25519:... or a file); one, or one per --feed",
+    )
+
+    status = commands.add_parser("status", parents=[common], help="feeds, the index and the running proxy")
+    status.add_argument("--json", action="store_true")
+
+
+async def cmd_feed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.feed_command == "keygen":
+        return _keygen(args.out, out)
+    if args.feed_command == "publish":
+        return _publish(args, out, err)
+    return await _serve(args, out)
+
+
+def _keygen(directory: Path, out: TextIO) -> int:
+    private, public = directory / "feed.key", directory / "feed.pub"
+    if private.exists() or public.exists():
+        raise FeedError(f"{directory} already holds a key pair: not overwriting it")
+    directory.mkdir(parents=True, exist_ok=True)
+    pem, text = generate_keys()
+    descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(pem)
+    public.write_text(text + "\n")
+    print(f"private key: {private} (mode 0600; keep it with IT, never share it)", file=out)
+    print(f"public key:  {public}\n  {text}\n  give it to proxies as --feed-key", file=out)
+    return 0
+
+
+def _publish(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    key = load_private_key(args.key)
+    now = int(time.time())
+    entries: dict[bytes, tuple[Entry, str]] = {}
+    errors: list[str] = []
+    for path in args.sources:
+        parsed = read_list(
+            path,
+            fmt=ListFormat(args.format),
+            defaults=Defaults(action=Action(args.action)),
+            force=args.force,
+            now=now,
+        )
+        errors.extend(str(p) for p in parsed.problems if p.kind in LINT_ERRORS)
+        for entry in parsed.entries:
+            if entry.key in entries:
+                kept, where = entries[entry.key]
+                kind = "duplicate" if kept.action == entry.action else "conflict"
+                errors.append(f"{path.name}: {kind}: {entry.label} is also listed in {where}")
+                if entry.action.priority <= kept.action.priority:
+                    continue
+            entries[entry.key] = (entry, path.name)
+    for line in errors:
+        print(line, file=err)
+    if errors and not args.force:
+        advice = "nothing published (--force to publish anyway)"
+        print(f"linkwarn feed publish: {len(errors)} lint errors; {advice}", file=err)
+        return 2
+    result = publish(
+        [entry for entry, _ in entries.values()],
+        args.out,
+        key,
+        now=now,
+        hashed=args.hashed,
+        expires_in=args.expires,
+        min_interval=args.min_interval,
+        self_tests=read_self_tests(args.self_test) if args.self_test else (),
+    )
+    if result.new_version:
+        print(
+            f"{args.out}: version {result.version}, {result.entries} entries "
+            f"({result.added} added or changed, {result.removed} removed)",
+            file=out,
+        )
+    else:
+        print(
+            f"{args.out}: unchanged, version {result.version} re-signed until "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(result.manifest.expires_at))} UTC",
+            file=out,
+        )
+    return 0
+
+
+async def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from blocklists.feedserver import make_server
+
+    if not (args.directory / "manifest.json").is_file():
+        raise FeedError(f"{args.directory} has no manifest.json: publish a feed there first")
+    server = make_server(args.directory, args.host, args.port)
+    print(
+        f"serving {args.directory} at http://{args.host}:{server.server_port}/ (Ctrl-C to stop)",
+        file=out,
+        flush=True,
+    )
+    try:
+        await asyncio.to_thread(server.serve_forever)
+    finally:
+        server.server_close()
+    return 0
+
+
+async def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO, store: Store) -> int:
+    from tqdm import tqdm
+
+    subscriptions = [parse_subscription(text) for text in pair_feeds(args.feed, args.feed_key)]
+    bars: list[Any] = []
+
+    def progress(name: str, size: int) -> Any:
+        bar = tqdm(total=size, desc=name, unit="B", unit_scale=True, file=err, disable=None, leave=False)
+        bars.append(bar)
+        return bar.update
+
+    status = 0
+    async with httpx.AsyncClient(timeout=60, follow_redirects=True) as client:
+        for subscription in subscriptions:
+            outcome = await FeedSyncer(store, subscription, client).sync_once(progress)
+            for bar in bars:
+                bar.close()
+            if outcome.error is not None:
+                print(
+                    f"{subscription.url}: FAILED, kept version {outcome.version}: {outcome.error}", file=err
+                )
+                status = 1
+            else:
+                stale = "; STALE: past its expiry" if outcome.stale else ""
+                print(
+                    f"{subscription.url}: {outcome.result}, version {outcome.version}, "
+                    f"{outcome.entries} entries{stale}",
+                    file=out,
+                )
+    return status
+
+
+async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: Store, data_dir: Path) -> int:
+    now = time.time()
+    feeds = await store.feed_states()
+    sources = await store.sources()
+    proxy = _running_proxy(data_dir)
+    report: dict[str, Any] = {
+        "feeds": [
+            {
+                "url": f.url,
+                "feed_id": f.feed_id,
+                "version": f.version,
+                "entries": f.entries,
+                "expires_at": f.expires_at,
+                "stale": f.stale(now),
+                "last_success": f.last_success,
+                "last_attempt": f.last_attempt,
+                "last_error": f.last_error,
+            }
+            for f in feeds
+        ],
+        "index_entries": await store.count(),
+        "sources": dict(Counter({s.name: s.entries for s in sources})),
+        "proxy": proxy,
+    }
+    if args.json:
+        print(json.dumps(report), file=out)
+        return 0
+
+    def when(stamp: float | None) -> str:
+        return "never" if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+    for f in report["feeds"]:
+        state = "STALE (past its expiry)" if f["stale"] else "fresh"
+        print(f"feed {f['url']}\n  version {f['version']}, {f['entries']} entries, {state}", file=out)
+        print(f"  last success {when(f['last_success'])}, last attempt {when(f['last_attempt'])}", file=out)
+        if f["last_error"]:
+            print(f"  last error: {f['last_error']}", file=out)
+    if not feeds:
+        print("no feeds synced yet", file=out)
+    print(f"entries in the store: {report['index_entries']} from {len(sources)} sources", file=out)
+    if proxy:
+        print(f"proxy running (pid {proxy['pid']}), listening on {', '.join(proxy['listen'])}", file=out)
+    else:
+        print("proxy not running", file=out)
+    return 0
+
+
+def _running_proxy(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        info: dict[str, Any] = json.loads((data_dir / RUN_FILE).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
