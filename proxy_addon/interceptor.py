@@ -16,20 +16,23 @@ import gc
 import logging
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpx
 from mitmproxy import ctx, exceptions, http
 
 from blocklists import Action, Checker, InvalidURL, LinkwarnError, Store, Verdict, default_data_dir
 from blocklists.checker import Prefiltered
 from blocklists.entry import parse_duration
+from blocklists.feed import FeedError
 from blocklists.lists import Defaults, ListFormat, parse_list
 from blocklists.store import Event
+from blocklists.sync import FeedSubscription, FeedSyncer, parse_subscription
 from proxy_addon.events import EventLog
 from proxy_addon.interstitial import (
     CONTENT_SECURITY_POLICY,
@@ -65,6 +68,8 @@ class Settings:
     secret: bytes | None  # None: the data directory's own
     events_jsonl: Path | None
     sample: bool
+    feeds: tuple[FeedSubscription, ...]
+    feed_interval: int
 
 
 def parse_settings(options: Any) -> Settings:
@@ -75,6 +80,14 @@ def parse_settings(options: Any) -> Settings:
         raise ValueError(f"linkwarn_proceed_ttl: {exc}") from None
     if seconds <= 0:
         raise ValueError("linkwarn_proceed_ttl must be longer than zero")
+    try:
+        feeds = tuple(parse_subscription(text) for text in options.linkwarn_feeds)
+    except FeedError as exc:
+        raise ValueError(f"linkwarn_feeds: {exc}") from None
+    try:
+        feed_interval = parse_duration(options.linkwarn_feed_interval)
+    except ValueError as exc:
+        raise ValueError(f"linkwarn_feed_interval: {exc}") from None
     if options.linkwarn_fail_mode not in ("open", "closed"):
         raise ValueError(f"linkwarn_fail_mode must be 'open' or 'closed', not {options.linkwarn_fail_mode!r}")
     secret = options.linkwarn_secret.encode() if options.linkwarn_secret else None
@@ -92,6 +105,8 @@ def parse_settings(options: Any) -> Settings:
         if options.linkwarn_events_jsonl
         else None,
         sample=options.linkwarn_sample,
+        feeds=feeds,
+        feed_interval=feed_interval,
     )
 
 
@@ -143,6 +158,8 @@ class Linkwarn:
         self.unavailable: str | None = None  # why the lists cannot be used, when they cannot
         self.ready = asyncio.Event()
         self._loading: asyncio.Task[None] | None = None
+        self._feed_tasks: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
 
     # -- lifecycle --------------------------------------------------------
 
@@ -179,6 +196,15 @@ class Linkwarn:
             "to this file, for a log pipeline.",
         )  # fmt: skip
         loader.add_option(
+            "linkwarn_feeds", Sequence[str], [],
+            "Signed feeds to follow, each 'URL KEY [KEY...]' where KEY is the publisher's "
+            "'ed25519:...' public key or a file holding it.",
+        )  # fmt: skip
+        loader.add_option(
+            "linkwarn_feed_interval", str, "5m",
+            "How often to poll each feed (never sooner than the feed's own minimum interval).",
+        )  # fmt: skip
+        loader.add_option(
             "linkwarn_sample", bool, True,
             "Load the bundled sample list (hosts under .example and .test) when the store has "
             "no lists at all.",
@@ -209,9 +235,12 @@ class Linkwarn:
             self._loading = asyncio.create_task(self._open(), name="linkwarn-open")
 
     async def done(self) -> None:
-        if self._loading is not None:
-            self._loading.cancel()
-            await asyncio.gather(self._loading, return_exceptions=True)
+        tasks = [task for task in (self._loading, *self._feed_tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
         if self.events is not None:
             await self.events.close()
         if self.store is not None:
@@ -225,7 +254,7 @@ class Linkwarn:
             await store.open()
             self.store = store
             self._load_secret()
-            if settings.sample and not await store.sources():
+            if settings.sample and not settings.feeds and not await store.sources():
                 await self._import_sample(store)
             self.events = EventLog(store, settings.events_jsonl)
             self.events.start()
@@ -244,6 +273,7 @@ class Linkwarn:
                 time.perf_counter() - started,
                 store.path,
             )
+            self._start_feeds(store, settings)
         except Exception as exc:
             # Whatever went wrong, the fail mode decides what requests get.
             self.unavailable = str(exc) or type(exc).__name__
@@ -251,6 +281,24 @@ class Linkwarn:
             logger.exception("linkwarn: THE LISTS ARE UNAVAILABLE (%s); failing %s", self.unavailable, mode)
         finally:
             self.ready.set()
+
+    def _start_feeds(self, store: Store, settings: Settings) -> None:
+        if not settings.feeds:
+            return
+        self._http = httpx.AsyncClient(timeout=60, follow_redirects=True)
+        for subscription in settings.feeds:
+            syncer = FeedSyncer(store, subscription, self._http, self._reload, settings.feed_interval)
+            task = asyncio.create_task(syncer.run(first_delay=0), name=f"linkwarn-feed {subscription.url}")
+            self._feed_tasks.add(task)
+
+    async def _reload(self) -> None:
+        """A feed changed the store: build a new index and swap it in."""
+        assert self.checker is not None
+        started = time.perf_counter()
+        index = await self.checker.reload()
+        logger.info(
+            "linkwarn: index rebuilt, %d entries, in %.2f s", len(index), time.perf_counter() - started
+        )
 
     def _load_secret(self) -> None:
         assert self.settings is not None

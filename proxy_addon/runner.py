@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any, TextIO
 
 from blocklists import default_data_dir
+from blocklists.sync import pair_feeds
+from proxy_addon.feedcli import RUN_FILE
 
 __all__ = ["add_run_arguments", "run"]
 
@@ -46,6 +50,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-sample", action="store_true", help="do not load the bundled sample list")
     parser.add_argument(
+        "--feed", action="append", default=[], metavar="URL", help="follow this signed feed (repeatable)"
+    )
+    parser.add_argument(
+        "--feed-key",
+        action="append",
+        default=[],
+        metavar="PUBKEY",
+        help="the feed publisher's public key (ed25519:... or a file); one, or one per --feed",
+    )
+    parser.add_argument("--feed-interval", default="5m", help="how often to poll each feed (default: 5m)")
+    parser.add_argument(
         "--confdir",
         type=Path,
         default=None,
@@ -64,6 +79,10 @@ class _Banner:
 
     def __init__(self, out: TextIO, data_dir: Path, confdir: Path) -> None:
         self.out, self.data_dir, self.confdir = out, data_dir, confdir
+        self.run_file = data_dir / RUN_FILE
+
+    def done(self) -> None:
+        self.run_file.unlink(missing_ok=True)
 
     def running(self) -> None:
         from mitmproxy import ctx
@@ -72,6 +91,7 @@ class _Banner:
         addresses = ", ".join(
             f"{host}:{port}" for server in servers for host, port, *_ in server.listen_addrs
         )
+        self.run_file.write_text(json.dumps({"pid": os.getpid(), "listen": addresses.split(", ")}))
         print(
             f"linkwarn proxy listening on {addresses}\n"
             f"  data directory: {self.data_dir}\n"
@@ -92,6 +112,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # per-connection chatter only from WARNING up, as with mitmdump -q.
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sync is ours to write
     data_dir: Path = args.data_dir or default_data_dir()
     confdir: Path = args.confdir or data_dir / "mitmproxy"
     await asyncio.to_thread(confdir.mkdir, parents=True, exist_ok=True)
@@ -106,6 +127,8 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "linkwarn_proceed_ttl": args.proceed_ttl,
         "linkwarn_events_jsonl": args.events_jsonl,
         "linkwarn_sample": not args.no_sample,
+        "linkwarn_feeds": pair_feeds(args.feed, args.feed_key),
+        "linkwarn_feed_interval": args.feed_interval,
     }
     if args.upstream:
         updates["mode"] = [f"upstream:{args.upstream}"]
