@@ -424,6 +424,24 @@ def self_test_matches(test: SelfTest, found: Mapping[bytes, Sequence[Entry]], no
     return any(entry.action is not Action.ALLOW for entry in live)
 
 
+def _refuse_plaintext(entries: Sequence[Entry]) -> None:
+    """A hashed feed must not spell an address out in an entry's reason, category or incident."""
+    for entry in entries:
+        if entry.expression is None:
+            continue
+        host = entry.expression.split("/", 1)[0]
+        for name, text in (
+            ("reason", entry.reason),
+            ("category", entry.category),
+            ("incident", entry.incident),
+        ):
+            if host in text.lower():
+                raise FeedError(
+                    f"the {name} of {entry.expression} names {host}, which a hashed feed would then "
+                    "publish in plaintext: reword it"
+                )
+
+
 def publish(
     entries: Sequence[Entry],
     out_dir: Path,
@@ -452,6 +470,8 @@ def publish(
     current = {e.key: e for e in entries}
     if len(current) != len(entries):
         raise FeedError("the sources list some keys more than once: lint them first")
+    if hashed:
+        _refuse_plaintext(entries)
 
     tests = tuple(
         SelfTest(expect, keys=tuple(k for _, k in SelfTest(expect, url=url).lookup_keys())) if hashed

@@ -1,0 +1,270 @@
+"""Syncing a signed feed from a real HTTP server on 127.0.0.1, and every way it can go wrong."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from blocklists import Action, Checker, Store
+from blocklists.feed import MANIFEST, Manifest, SelfTest, sign_manifest
+from blocklists.sync import FeedSubscription, FeedSyncer
+
+from .support.feeds import FeedHost, entries, publish_version
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[FeedHost]:
+    started = FeedHost.start(tmp_path / "feed")
+    yield started
+    started.stop()
+
+
+class Proxy:
+    """The store and index of a proxy following one feed."""
+
+    def __init__(self, store: Store, syncer: FeedSyncer, checker: Checker) -> None:
+        self.store, self.syncer, self.checker = store, syncer, checker
+
+    async def listed(self) -> set[str]:
+        return {str(e.expression) for e in await self.store.entries()}
+
+    async def action(self, url: str) -> Action | None:
+        return (await self.checker.check(url)).action
+
+
+@pytest.fixture
+async def proxy(tmp_path: Path, host: FeedHost, key: Ed25519PrivateKey) -> AsyncIterator[Proxy]:
+    async with Store.in_dir(tmp_path / "data") as store, httpx.AsyncClient(timeout=2) as client:
+        checker = Checker(store)
+        syncer = FeedSyncer(store, FeedSubscription(host.url, (key.public_key(),)), client, checker.reload)
+        yield Proxy(store, syncer, checker)
+
+
+async def test_first_sync_takes_the_snapshot(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
+    publish_version(host, key, entries("leak.test/", "mirror.test/dump/"))
+    outcome = await proxy.syncer.sync_once()
+    assert (outcome.result, outcome.version, outcome.entries, outcome.error) == ("snapshot", 1, 2, None)
+    assert await proxy.action("https://www.leak.test/") is Action.BLOCK  # the index was rebuilt
+    state = await proxy.store.feed_state(host.url)
+    assert state is not None
+    assert (state.version, state.entries, state.last_error) == (1, 2, None)
+    assert not state.stale(time.time())
+    again = await proxy.syncer.sync_once()
+    assert again.result == "unchanged"
+    assert host.server.requests[-1] == "/manifest.json"  # answered 304: nothing else fetched
+
+
+async def test_a_chain_of_diffs(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/", "c.test/"))
+    publish_version(host, key, entries("b.test/", "c.test/", "d.test/"))
+    outcome = await proxy.syncer.sync_once()
+    assert (outcome.result, outcome.version) == ("diffs", 3)
+    assert await proxy.listed() == {"b.test/", "c.test/", "d.test/"}
+    assert "/snapshot-3.jsonl.gz" not in host.server.requests
+    assert await proxy.action("http://a.test/") is None
+
+
+async def test_a_missing_diff_falls_back_to_the_snapshot(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    publish_version(host, key, entries("b.test/", "c.test/"))
+    (host.directory / "diff-1-2.jsonl.gz").unlink()
+    outcome = await proxy.syncer.sync_once()
+    assert (outcome.result, outcome.version, outcome.error) == ("snapshot", 3, None)
+    assert await proxy.listed() == {"b.test/", "c.test/"}
+
+
+async def test_a_tampered_diff_falls_back_to_the_snapshot(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    diff = host.directory / "diff-1-2.jsonl.gz"
+    data = diff.read_bytes()
+    diff.write_bytes(data[:12] + bytes([data[12] ^ 0xFF]) + data[13:])
+    outcome = await proxy.syncer.sync_once()
+    assert (outcome.result, outcome.version) == ("snapshot", 2)
+    assert await proxy.listed() == {"a.test/", "b.test/"}
+
+
+async def _refused(proxy: Proxy, message: str, version: int = 1, listed: set[str] | None = None) -> None:
+    outcome = await proxy.syncer.sync_once()
+    assert outcome.result == "failed"
+    assert outcome.error is not None
+    assert message in outcome.error
+    state = await proxy.store.feed_state(proxy.syncer.subscription.url)
+    assert state is not None
+    assert state.version == version
+    assert state.last_error is not None
+    assert message in state.last_error
+    assert await proxy.listed() == (listed or {"a.test/"})  # the last good list, untouched
+    assert await proxy.action("http://a.test/") is Action.BLOCK
+
+
+async def test_a_tampered_manifest_is_refused(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    document = json.loads((host.directory / MANIFEST).read_text())
+    document["signed"]["expires_at"] += 10**6  # a longer life, without the key
+    (host.directory / MANIFEST).write_text(json.dumps(document))
+    await _refused(proxy, "bad signature")
+
+
+async def test_a_tampered_snapshot_is_refused(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("b.test/"))
+    for name in ("snapshot-2.jsonl.gz", "diff-1-2.jsonl.gz"):
+        path = host.directory / name
+        path.write_bytes(b"\x00" + path.read_bytes()[1:])
+    await _refused(proxy, "snapshot-2.jsonl.gz: SHA-256 does not match")
+
+
+async def test_a_feed_signed_with_another_key_is_refused(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    shutil.rmtree(host.directory)
+    publish_version(host, Ed25519PrivateKey.generate(), entries("a.test/", "evil-allow.test/"))
+    await _refused(proxy, "bad signature")
+
+
+async def test_an_older_version_is_refused(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    saved = tmp_path / "v1"
+    shutil.copytree(host.directory, saved)
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    await proxy.syncer.sync_once()
+    shutil.rmtree(host.directory)
+    shutil.copytree(saved, host.directory)  # an attacker replays the old, validly signed version
+    await _refused(
+        proxy, "rollback refused: version 1 is older than 2", version=2, listed={"a.test/", "b.test/"}
+    )
+
+
+async def test_an_expired_manifest_is_applied_but_stale(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    publish_version(host, key, entries("a.test/"), now=int(time.time()) - 3600, expires_in=60)
+    outcome = await proxy.syncer.sync_once()
+    assert (outcome.result, outcome.stale) == ("snapshot", True)
+    state = await proxy.store.feed_state(host.url)
+    assert state is not None
+    assert state.stale(time.time())
+    assert await proxy.action("http://a.test/") is Action.BLOCK
+    publish_version(host, key, entries("a.test/"))  # IT publishes again: same version, new expiry
+    refreshed = await proxy.syncer.sync_once()
+    assert (refreshed.result, refreshed.version, refreshed.stale) == ("refreshed", 1, False)
+
+
+async def test_a_truncated_download_is_refused(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries(*(f"h{n}.test/" for n in range(2000)), "a.test/"))
+    host.server.mode = "truncate"
+    outcome = await proxy.syncer.sync_once()
+    assert outcome.result == "failed"
+    assert await proxy.listed() == {"a.test/"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"), [("500", "HTTP 500"), ("slow", "timed out"), ("down", "ConnectError")]
+)
+async def test_an_unreachable_feed_keeps_the_last_good_list(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey, mode: str, message: str
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    if mode == "down":
+        host.stop()
+    else:
+        host.server.mode = mode
+    await _refused(proxy, message)
+
+
+async def test_a_failing_self_test_is_refused(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    # A publisher whose tooling broke: the manifest promises what the list does not hold.
+    path = host.directory / MANIFEST
+    manifest = Manifest.from_json(json.loads(path.read_text())["signed"])
+    broken = Manifest(**{**{f: getattr(manifest, f) for f in manifest.__slots__},  # type: ignore[attr-defined]
+                         "self_tests": (SelfTest(True, url="https://must-match.test/"),)})  # fmt: skip
+    path.write_bytes(sign_manifest(broken, key))
+    await _refused(proxy, "self-test failed: https://must-match.test/ should match")
+
+
+async def test_hashed_feed_matches_without_plaintext(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    from blocklists import Entry
+
+    listed = [Entry.listing("secret-mirror.test/", Action.BLOCK, reason="Mirror of the mail leak")]
+    publish_version(
+        host, key, listed, hashed=True,
+        self_tests=[(True, "https://www.secret-mirror.test/x"), (False, "https://clean.test/")],
+    )  # fmt: skip
+    for path in host.directory.iterdir():
+        data = path.read_bytes()
+        text = gzip.decompress(data) if path.suffix == ".gz" else data
+        assert b"secret-mirror" not in text
+    outcome = await proxy.syncer.sync_once()
+    assert outcome.error is None
+    assert await proxy.action("https://www.secret-mirror.test/x") is Action.BLOCK
+
+
+async def test_local_entries_apply_on_top_of_a_feed(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    from blocklists import Entry
+
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    await proxy.store.import_entries("local", [Entry.listing("a.test/", Action.AUDIT)])
+    await proxy.checker.reload()
+    assert await proxy.action("http://a.test/") is Action.AUDIT  # local, same expression: wins
+
+
+async def test_another_feed_at_the_same_address_is_refused(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    shutil.rmtree(host.directory)
+    publish_version(host, key, entries("a.test/"), feed_id="some-other-feed")
+    await _refused(proxy, "is not the feed")
+
+
+def test_a_hashed_feed_refuses_a_reason_that_names_the_address(
+    host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    from blocklists.feed import FeedError
+
+    with pytest.raises(FeedError, match="names secret-mirror.test, which a hashed feed would then publish"):
+        publish_version(host, key, entries("secret-mirror.test/"), hashed=True)
+    assert not (host.directory / MANIFEST).exists()
