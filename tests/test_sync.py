@@ -265,6 +265,6 @@ def test_a_hashed_feed_refuses_a_reason_that_names_the_address(
 ) -> None:
     from blocklists.feed import FeedError
 
-    with pytest.raises(FeedError, match="names secret-mirror.test, which a hashed feed would then publish"):
+    with pytest.raises(FeedError, match=r"names secret-mirror\.test, which a hashed feed would then publish"):
         publish_version(host, key, entries("secret-mirror.test/"), hashed=True)
     assert not (host.directory / MANIFEST).exists()
