@@ -21,25 +21,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from blocklists import Action, Checker, Entry, PrefixIndex, Store, key_of
+from blocklists import Checker, PrefixIndex, Store
+from tests.support.synthetic import synthetic_entries
 
 DECISIONS = 20_000
-
-
-def synthetic_entries(count: int) -> Iterator[Entry]:
-    for n in range(count):
-        if n % 4 == 0:
-            expression = f"mirror{n}.leak{n % 997}.test/files/{n}/"
-        elif n % 4 == 1:
-            expression = f"dump{n}.example/leak/{n}.zip"
-        else:
-            expression = f"host{n}.mirror{n % 1009}.test/"
-        yield Entry(key=key_of(expression), action=Action.BLOCK, expression=expression, added_at=0)
 
 
 def typical_urls(count: int, rng: random.Random) -> list[str]:

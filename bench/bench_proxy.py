@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_index import synthetic_entries  # noqa: E402
 from blocklists import Store  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
+from tests.support.synthetic import synthetic_entries  # noqa: E402
 
 BODY = b"<!doctype html><title>upstream</title><p>hello</p>"
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)

@@ -14,11 +14,16 @@ from .canonical import canonicalize_traced
 __all__ = [
     "Action",
     "Entry",
+    "EntryRow",
     "expression_for",
     "key_of",
     "parse_duration",
     "parse_time",
 ]
+
+
+# key, expression, action, reason, category, incident, added_at, expires_at
+EntryRow = tuple[bytes, str | None, str, str, str, str, int, int | None]
 
 
 class Action(StrEnum):
@@ -89,6 +94,11 @@ class Entry:
 
     def is_live(self, now: float) -> bool:
         return self.expires_at is None or self.expires_at > now
+
+    def row(self) -> EntryRow:
+        """The plain-tuple form bulk paths use: no object per entry for the collector to walk."""
+        return (self.key, self.expression, str(self.action), self.reason, self.category, self.incident,
+                self.added_at, self.expires_at)  # fmt: skip
 
     @property
     def label(self) -> str:

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .canonical import canonicalize_traced, expressions, expressions_of
-from .entry import Action, Entry, key_of
+from .entry import Action, Entry, EntryRow, key_of
 from .errors import InvalidURL, LinkwarnError
 from .matching import decide
 
@@ -292,66 +292,89 @@ def verify_manifest(data: bytes, keys: Sequence[Ed25519PublicKey]) -> Manifest:
 # -- entry files --------------------------------------------------------------
 
 
-def _entry_json(entry: Entry, hashed: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"k": entry.key.hex(), "a": str(entry.action), "t": entry.added_at}
-    if entry.expression is not None and not hashed:
-        out["e"] = entry.expression
-    out.update(
-        {
-            name: value
-            for name, value in (("r", entry.reason), ("c", entry.category), ("i", entry.incident))
-            if value
-        }
-    )
-    if entry.expires_at is not None:
-        out["x"] = entry.expires_at
+_ACTIONS = frozenset(str(action) for action in Action)
+
+
+def _row_json(row: EntryRow, hashed: bool) -> dict[str, Any]:
+    key, expression, action, reason, category, incident, added_at, expires_at = row
+    out: dict[str, Any] = {"k": key.hex(), "a": action, "t": added_at}
+    if expression is not None and not hashed:
+        out["e"] = expression
+    out.update({name: value for name, value in (("r", reason), ("c", category), ("i", incident)) if value})
+    if expires_at is not None:
+        out["x"] = expires_at
     return out
 
 
-def _entry(data: dict[str, Any], source: str) -> Entry:
-    return Entry(
-        key=bytes.fromhex(data["k"]),
-        action=Action(data["a"]),
-        expression=data.get("e"),
-        reason=data.get("r", ""),
-        category=data.get("c", ""),
-        incident=data.get("i", ""),
-        source=source,
-        added_at=int(data.get("t", 0)),
-        expires_at=data.get("x"),
-        local=False,
-    )
+def _row(item: dict[str, Any]) -> EntryRow:
+    key = bytes.fromhex(item["k"])
+    action = item["a"]
+    expression = item.get("e")
+    texts = (item.get("r", ""), item.get("c", ""), item.get("i", ""))
+    added_at, expires_at = item.get("t", 0), item.get("x")
+    if len(key) != 32 or action not in _ACTIONS or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"bad entry {item.get('k')!r}")
+    if not isinstance(added_at, int) or not (expires_at is None or isinstance(expires_at, int)):
+        raise ValueError(f"bad times in entry {item.get('k')!r}")
+    if expression is not None and not isinstance(expression, str):
+        raise ValueError(f"bad expression in entry {item.get('k')!r}")
+    return (key, expression, action, *texts, added_at, expires_at)
 
 
-def _lines(data: bytes, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+_CHUNK = 1 << 20  # parse about a megabyte of lines per call
+
+
+def _items(data: bytes, name: str) -> list[dict[str, Any]]:
+    """Every JSON line of a gzip'd entry file.
+
+    Parsed a megabyte at a time: this runs in a worker thread, and one
+    json.loads over a whole million-line file would hold the GIL, and so stall
+    the proxy's event loop, for most of a second.
+    """
     try:
         text = gzip.decompress(data)
     except (OSError, EOFError) as exc:
         raise FeedError(f"{name}: not a gzip file ({exc})") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        try:
-            yield number, json.loads(line)
-        except ValueError:
-            raise FeedError(f"{name}:{number}: not a JSON line") from None
+    items: list[dict[str, Any]] = []
+    start = 0
+    while start < len(text):
+        newline = text.find(b"\n", min(start + _CHUNK, len(text) - 1))
+        end = len(text) if newline < 0 else newline + 1
+        chunk = text[start:end].strip()
+        if chunk:
+            try:
+                items.extend(json.loads(b"[" + chunk.replace(b"\n", b",") + b"]"))
+            except ValueError:
+                first_line = text.count(b"\n", 0, start) + 1
+                for number, line in enumerate(chunk.split(b"\n"), first_line):
+                    try:
+                        json.loads(line)
+                    except ValueError:
+                        raise FeedError(f"{name}:{number}: not a JSON line") from None
+                raise FeedError(f"{name}: not JSON lines") from None
+        start = end
+    return items
 
 
-def decode_snapshot(data: bytes, name: str, source: str) -> list[Entry]:
+def decode_snapshot(data: bytes, name: str) -> list[EntryRow]:
+    """The entries of a snapshot file, as rows. Raises FeedError naming the file."""
     try:
-        return [_entry(item, source) for _, item in _lines(data, name)]
-    except (KeyError, TypeError, ValueError) as exc:
+        return [_row(item) for item in _items(data, name)]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FeedError(f"{name}: malformed entry ({exc})") from None
 
 
-def decode_diff(data: bytes, name: str, source: str) -> tuple[list[Entry], list[bytes]]:
-    upserts: list[Entry] = []
+def decode_diff(data: bytes, name: str) -> tuple[list[EntryRow], list[bytes]]:
+    """A diff file: the rows to add or replace, and the keys to remove."""
+    upserts: list[EntryRow] = []
     removals: list[bytes] = []
     try:
-        for _, item in _lines(data, name):
+        for item in _items(data, name):
             if item.get("op") == "del":
                 removals.append(bytes.fromhex(item["k"]))
             else:
-                upserts.append(_entry(item, source))
-    except (KeyError, TypeError, ValueError) as exc:
+                upserts.append(_row(item))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FeedError(f"{name}: malformed entry ({exc})") from None
     return upserts, removals
 
@@ -457,14 +480,14 @@ def publish(
     """Write a new version of the feed in *out_dir* when *entries* changed; re-sign otherwise."""
     out_dir.mkdir(parents=True, exist_ok=True)
     previous: Manifest | None = None
-    previous_entries: dict[bytes, Entry] = {}
+    previous_rows: list[EntryRow] = []
     manifest_path = out_dir / MANIFEST
     if manifest_path.exists():
         previous = verify_manifest(manifest_path.read_bytes(), [key.public_key()])
         snapshot_path = out_dir / previous.snapshot.name
         data = snapshot_path.read_bytes()
         previous.snapshot.check(data)
-        previous_entries = {e.key: e for e in decode_snapshot(data, previous.snapshot.name, "")}
+        previous_rows = decode_snapshot(data, previous.snapshot.name)
         if feed_id is not None and feed_id != previous.feed_id:
             raise FeedError(f"{out_dir} holds feed {previous.feed_id}, not {feed_id}")
     current = {e.key: e for e in entries}
@@ -487,11 +510,8 @@ def publish(
     if failures:
         raise FeedError("the feed fails its own self-tests: " + "; ".join(failures))
 
-    def line(entry: Entry) -> dict[str, Any]:
-        return _entry_json(entry, hashed)
-
-    old_lines = {k: line(e) for k, e in previous_entries.items()}
-    new_lines = {k: _keep_added(line(e), old_lines.get(k)) for k, e in current.items()}
+    old_lines = {row[0]: _row_json(row, hashed) for row in previous_rows}
+    new_lines = {k: _keep_added(_row_json(e.row(), hashed), old_lines.get(k)) for k, e in current.items()}
     unchanged = (
         previous is not None
         and new_lines == old_lines

@@ -25,7 +25,7 @@ from typing import Any, Self
 
 import aiosqlite
 
-from .entry import Action, Entry
+from .entry import Action, Entry, EntryRow
 from .errors import StoreError
 
 __all__ = [
@@ -178,6 +178,17 @@ def _entry(row: Any) -> Entry:
     )
 
 
+def _in_key_order(rows: Sequence[EntryRow]) -> Sequence[EntryRow]:
+    """*rows* in key order. A feed already sends them so: then checking (in Python,
+    which lets other threads run) beats sorting (one C call that holds the GIL)."""
+    previous = b""
+    for row in rows:
+        if row[0] < previous:
+            return sorted(rows)
+        previous = row[0]
+    return rows
+
+
 def _sorted_rows(entries: Iterable[Entry], source_id: int) -> list[tuple[Any, ...]]:
     rows = [
         (
@@ -204,6 +215,7 @@ class Store:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Self:
@@ -281,15 +293,20 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction: committed on success, rolled back on any error."""
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            await db.rollback()
-            raise
-        await db.commit()
+        """One write transaction: committed on success, rolled back on any error.
+
+        Transactions take turns: the writer connection is shared (events, imports,
+        feeds), and one that awaits half-way must not let another's statements in.
+        """
+        async with self._write_lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
 
     async def _source_id(self, db: aiosqlite.Connection, name: str, kind: str, now: int) -> int:
         await db.execute(
@@ -520,8 +537,8 @@ class Store:
         self,
         source: str,
         *,
-        snapshot: Iterable[Entry] | None = None,
-        upserts: Iterable[Entry] = (),
+        snapshot: Sequence[EntryRow] | None = None,
+        upserts: Sequence[EntryRow] = (),
         removals: Iterable[bytes] = (),
         check: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
         state: FeedState | None = None,
@@ -538,13 +555,15 @@ class Store:
             source_id = await self._source_id(db, source, "feed", now)
             if snapshot is not None:
                 await db.execute("DELETE FROM entries WHERE source_id = ?", (source_id,))
-                rows = await asyncio.to_thread(_sorted_rows, snapshot, source_id)
+                ordered = await asyncio.to_thread(_in_key_order, snapshot)
             else:
                 gone = sorted(removals)
                 await db.executemany(
                     "DELETE FROM entries WHERE key = ? AND source_id = ?", ((key, source_id) for key in gone)
                 )
-                rows = await asyncio.to_thread(_sorted_rows, upserts, source_id)
+                ordered = await asyncio.to_thread(_in_key_order, upserts)
+            # The generator runs in aiosqlite's thread; rows are in key order (see CACHE_KIB).
+            rows = ((row[0], source_id, *row[1:]) for row in ordered)
             await db.executemany(
                 "INSERT OR REPLACE INTO entries (key, source_id, expression, action, reason, category,"
                 " incident, added_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

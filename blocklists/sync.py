@@ -26,7 +26,7 @@ import aiosqlite
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .entry import Entry
+from .entry import EntryRow
 from .feed import (
     MANIFEST,
     FeedError,
@@ -194,9 +194,9 @@ class FeedSyncer:
             except FeedError as exc:
                 logger.info("linkwarn: feed %s: diffs unusable (%s); fetching the snapshot", sub.url, exc)
         data = await self._download(manifest.snapshot, progress)
-        entries = await asyncio.to_thread(decode_snapshot, data, manifest.snapshot.name, sub.source)
+        rows = await asyncio.to_thread(decode_snapshot, data, manifest.snapshot.name)
         count = await self.store.apply_feed(
-            sub.source, snapshot=entries, check=self._checker(manifest), state=fresh
+            sub.source, snapshot=rows, check=self._checker(manifest), state=fresh
         )
         done = replace(fresh, entries=count)
         return self._outcome("snapshot", done, now, manifest), done
@@ -204,18 +204,18 @@ class FeedSyncer:
     async def _apply_diffs(
         self, manifest: Manifest, chain: Sequence[FileRef], state: FeedState, progress: Progress | None
     ) -> int:
-        merged: dict[bytes, Entry | None] = {}
+        merged: dict[bytes, EntryRow | None] = {}
         for ref in chain:
             data = await self._download(ref, progress)
-            upserts, removals = await asyncio.to_thread(decode_diff, data, ref.name, self.subscription.source)
-            for entry in upserts:
-                merged[entry.key] = entry
+            upserts, removals = await asyncio.to_thread(decode_diff, data, ref.name)
+            for row in upserts:
+                merged[row[0]] = row
             for key in removals:
                 merged[key] = None
         return await self.store.apply_feed(
             self.subscription.source,
-            upserts=[e for e in merged.values() if e is not None],
-            removals=[k for k, e in merged.items() if e is None],
+            upserts=[row for row in merged.values() if row is not None],
+            removals=[key for key, row in merged.items() if row is None],
             check=self._checker(manifest, expect_entries=manifest.entries),
             state=state,
         )
@@ -251,17 +251,19 @@ class FeedSyncer:
         url = self.subscription.file_url(ref.name)
         advance = progress(ref.name, ref.size) if progress else None
         chunks = []
+        received = 0
         async with self.client.stream("GET", url) as response:
             if response.status_code != 200:
                 raise FeedError(f"{ref.name}: HTTP {response.status_code}")
             async for chunk in response.aiter_bytes():
                 chunks.append(chunk)
+                received += len(chunk)
                 if advance:
                     advance(len(chunk))
-                if sum(map(len, chunks)) > ref.size:
+                if received > ref.size:
                     break  # more than the manifest promised: check() reports it
         data = b"".join(chunks)
-        ref.check(data)
+        await asyncio.to_thread(ref.check, data)  # hashing 40 MB would stall the loop
         return data
 
     def _outcome(

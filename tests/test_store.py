@@ -112,3 +112,25 @@ async def test_a_closed_store_says_so(tmp_path: Path) -> None:
     store = Store.in_dir(tmp_path)
     with pytest.raises(StoreError, match="not open"):
         await store.count()
+
+
+async def test_concurrent_transactions_take_turns(store: Store) -> None:
+    import asyncio
+
+    from blocklists.store import Event
+
+    async def slow_import() -> None:
+        async with store.transaction() as db:
+            await db.execute("INSERT INTO sources (name, created_at, updated_at) VALUES ('slow', 0, 0)")
+            await asyncio.sleep(0.05)  # an apply that awaits half-way, as a feed does
+            raise RuntimeError("rolled back")
+
+    async def events() -> None:
+        await asyncio.sleep(0.01)
+        await store.add_events([Event(at=1.0, kind="audit")])
+
+    results = await asyncio.gather(slow_import(), events(), return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert results[1] is None
+    assert [e.kind for e in await store.events()] == ["audit"]  # not swept into the rollback
+    assert await store.sources() == []
