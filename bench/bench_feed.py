@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import tempfile
 import threading
@@ -68,10 +69,12 @@ async def main() -> None:
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory(prefix="linkwarn-bench-") as work:
         feed = Path(work) / "feed"
-        base = list(synthetic_entries(args.entries))
         started = time.perf_counter()
-        publish(base, feed, key, now=int(time.time()))
+        publish(list(synthetic_entries(args.entries)), feed, key, now=int(time.time()))
         print(f"published {args.entries:,} entries in {time.perf_counter() - started:.1f} s")
+        # As linkwarn run does once loaded: nothing long-lived for the collector to walk.
+        gc.collect()
+        gc.freeze()
         server = make_server(feed, "127.0.0.1", 0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_port}/"
@@ -81,10 +84,14 @@ async def main() -> None:
             what, seconds, stall = await timed_sync(syncer)
             print(f"first sync      {seconds:6.2f} s   longest loop stall {stall:6.1f} ms   ({what})")
             half = args.changes // 2
-            changed = base[half:] + list(
-                synthetic_entries(half, start=args.entries)
-            )  # half removed, half added
+            # Half the changes remove entries, half add new ones.
+            changed = [
+                *synthetic_entries(args.entries - half, start=half),
+                *synthetic_entries(half, start=args.entries),
+            ]
             publish(changed, feed, key, now=int(time.time()))
+            del changed
+            gc.collect()
             what, seconds, stall = await timed_sync(syncer)
             label = f"{args.changes:,}-change diff"
             print(f"{label} {seconds:6.2f} s   longest loop stall {stall:6.1f} ms   ({what})")

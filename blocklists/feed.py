@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ __all__ = [
     "decode_diff",
     "decode_snapshot",
     "generate_keys",
+    "iter_snapshot",
     "load_private_key",
     "parse_public_key",
     "public_key_text",
@@ -324,18 +325,16 @@ def _row(item: dict[str, Any]) -> EntryRow:
 _CHUNK = 1 << 20  # parse about a megabyte of lines per call
 
 
-def _items(data: bytes, name: str) -> list[dict[str, Any]]:
-    """Every JSON line of a gzip'd entry file.
+def _item_chunks(data: bytes, name: str) -> Iterator[list[dict[str, Any]]]:
+    """The JSON lines of a gzip'd entry file, a megabyte of them at a time.
 
-    Parsed a megabyte at a time: this runs in a worker thread, and one
-    json.loads over a whole million-line file would hold the GIL, and so stall
-    the proxy's event loop, for most of a second.
+    Chunked on purpose: this runs off the event loop, and one json.loads over a
+    million lines would hold the GIL, and so stall the proxy, for most of a second.
     """
     try:
         text = gzip.decompress(data)
     except (OSError, EOFError) as exc:
         raise FeedError(f"{name}: not a gzip file ({exc})") from None
-    items: list[dict[str, Any]] = []
     start = 0
     while start < len(text):
         newline = text.find(b"\n", min(start + _CHUNK, len(text) - 1))
@@ -343,7 +342,7 @@ def _items(data: bytes, name: str) -> list[dict[str, Any]]:
         chunk = text[start:end].strip()
         if chunk:
             try:
-                items.extend(json.loads(b"[" + chunk.replace(b"\n", b",") + b"]"))
+                yield json.loads(b"[" + chunk.replace(b"\n", b",") + b"]")
             except ValueError:
                 first_line = text.count(b"\n", 0, start) + 1
                 for number, line in enumerate(chunk.split(b"\n"), first_line):
@@ -353,15 +352,34 @@ def _items(data: bytes, name: str) -> list[dict[str, Any]]:
                         raise FeedError(f"{name}:{number}: not a JSON line") from None
                 raise FeedError(f"{name}: not JSON lines") from None
         start = end
-    return items
+
+
+def _items(data: bytes, name: str) -> list[dict[str, Any]]:
+    return [item for chunk in _item_chunks(data, name) for item in chunk]
+
+
+def iter_snapshot(data: bytes, name: str) -> Iterator[EntryRow]:
+    """A snapshot's rows, streamed in key order (a snapshot out of order is malformed).
+
+    Streaming lets a consumer in another thread parse, insert and free a chunk at
+    a time: no list of a million rows is built, or freed, on the event loop.
+    """
+    previous = b""
+    try:
+        for chunk in _item_chunks(data, name):
+            for item in chunk:
+                row = _row(item)
+                if row[0] <= previous:
+                    raise FeedError(f"{name}: entries out of key order at {row[0].hex()}")
+                previous = row[0]
+                yield row
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FeedError(f"{name}: malformed entry ({exc})") from None
 
 
 def decode_snapshot(data: bytes, name: str) -> list[EntryRow]:
     """The entries of a snapshot file, as rows. Raises FeedError naming the file."""
-    try:
-        return [_row(item) for item in _items(data, name)]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise FeedError(f"{name}: malformed entry ({exc})") from None
+    return list(iter_snapshot(data, name))
 
 
 def decode_diff(data: bytes, name: str) -> tuple[list[EntryRow], list[bytes]]:

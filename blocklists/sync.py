@@ -34,7 +34,7 @@ from .feed import (
     Manifest,
     SelfTest,
     decode_diff,
-    decode_snapshot,
+    iter_snapshot,
     parse_public_key,
     self_test_matches,
     verify_manifest,
@@ -194,7 +194,7 @@ class FeedSyncer:
             except FeedError as exc:
                 logger.info("linkwarn: feed %s: diffs unusable (%s); fetching the snapshot", sub.url, exc)
         data = await self._download(manifest.snapshot, progress)
-        rows = await asyncio.to_thread(decode_snapshot, data, manifest.snapshot.name)
+        rows = iter_snapshot(data, manifest.snapshot.name)  # parsed as the writer thread inserts
         count = await self.store.apply_feed(
             sub.source, snapshot=rows, check=self._checker(manifest), state=fresh
         )
