@@ -128,7 +128,7 @@ def test_requests_are_answered_while_a_1m_entry_feed_is_applied(
                     break
                 time.sleep(0.05)
             assert synced, "".join(proxy.output[-20:])
-            proxy.wait_for("index rebuilt, 1000000 entries", 30)
+            proxy.wait_for("index rebuilt, 1000001 entries", 30)  # the feed and the local entry
             assert client.get(feed_listed, headers=NAVIGATE).status_code == 403
         assert len(answered) >= 10  # traffic flowed the whole time the feed was applied
     finally:
