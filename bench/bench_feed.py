@@ -80,7 +80,7 @@ async def main() -> None:
         url = f"http://127.0.0.1:{server.server_port}/"
         async with Store.in_dir(Path(work) / "data") as store, httpx.AsyncClient(timeout=120) as client:
             checker = Checker(store)
-            syncer = FeedSyncer(store, FeedSubscription(url, (key.public_key(),)), client, checker.reload)
+            syncer = FeedSyncer(store, FeedSubscription(url, (key.public_key(),)), client, checker.refresh)
             what, seconds, stall = await timed_sync(syncer)
             print(f"first sync      {seconds:6.2f} s   longest loop stall {stall:6.1f} ms   ({what})")
             half = args.changes // 2

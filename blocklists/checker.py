@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from .canonical import Canonical, canonicalize_traced, expressions_of
 from .entry import key_of
@@ -39,6 +40,14 @@ class Checker:
         # Built in a worker thread: the bucket table of a large index takes a
         # noticeable fraction of a second, which requests must not wait for.
         index = await asyncio.to_thread(PrefixIndex.from_prefix_bytes, data)
+        self.index = index
+        return index
+
+    async def refresh(self, added: Sequence[bytes] | None = None) -> PrefixIndex:
+        """After the store changed: merge *added* keys into a new index, or (None) rebuild; then swap."""
+        if added is None or self.index is None:
+            return await self.reload()
+        index = await asyncio.to_thread(self.index.with_keys, added)
         self.index = index
         return index
 

@@ -60,6 +60,26 @@ class PrefixIndex:
         """From full keys in any order (for tests and small lists)."""
         return cls(array("Q", sorted({_PREFIX(key)[0] for key in keys})))
 
+    def with_keys(self, keys: Iterable[bytes]) -> PrefixIndex:
+        """A new index that also holds *keys*' prefixes (the original is unchanged).
+
+        For a feed diff: merging a few thousand prefixes into a sorted array is a
+        few slice copies, where rebuilding from the store reads a million rows.
+        Removed keys may keep their prefix until the next full rebuild; that is
+        safe, since every prefix hit is confirmed against the store.
+        """
+        old = self._prefixes
+        merged = array("Q")
+        start = 0
+        for prefix in sorted({_PREFIX(key)[0] for key in keys}):
+            at = bisect_left(old, prefix, start)
+            merged.extend(old[start:at])
+            if at == len(old) or old[at] != prefix:
+                merged.append(prefix)
+            start = at
+        merged.extend(old[start:])
+        return PrefixIndex(merged)
+
     def __len__(self) -> int:
         return len(self._prefixes)
 

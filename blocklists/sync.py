@@ -117,7 +117,7 @@ class FeedSyncer:
         store: Store,
         subscription: FeedSubscription,
         client: httpx.AsyncClient,
-        on_change: Callable[[], Awaitable[object]] | None = None,
+        on_change: Callable[[Sequence[bytes] | None], Awaitable[object]] | None = None,
         poll_interval: float = DEFAULT_POLL,
     ) -> None:
         self.store = store
@@ -125,6 +125,7 @@ class FeedSyncer:
         self.client = client
         self.on_change = on_change
         self.poll_interval = poll_interval
+        self._added: list[bytes] = []
 
     async def sync_once(self, progress: Progress | None = None) -> SyncOutcome:
         """One sync. Never raises for a bad feed: the outcome and the store say what happened."""
@@ -146,7 +147,8 @@ class FeedSyncer:
             url, outcome.result, outcome.version, outcome.entries, stale,
         )  # fmt: skip
         if outcome.changed and self.on_change is not None:
-            await self.on_change()
+            # After diffs, the keys they added; after a snapshot, None: rebuild everything.
+            await self.on_change(self._added if outcome.result == "diffs" else None)
         return outcome
 
     async def _sync(
@@ -212,6 +214,7 @@ class FeedSyncer:
                 merged[row[0]] = row
             for key in removals:
                 merged[key] = None
+        self._added = [key for key, row in merged.items() if row is not None]
         return await self.store.apply_feed(
             self.subscription.source,
             upserts=[row for row in merged.values() if row is not None],

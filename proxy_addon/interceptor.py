@@ -291,11 +291,11 @@ class Linkwarn:
             task = asyncio.create_task(syncer.run(first_delay=0), name=f"linkwarn-feed {subscription.url}")
             self._feed_tasks.add(task)
 
-    async def _reload(self) -> None:
-        """A feed changed the store: build a new index and swap it in."""
+    async def _reload(self, added: Sequence[bytes] | None) -> None:
+        """A feed changed the store: merge its added keys into a new index, or rebuild; then swap."""
         assert self.checker is not None
         started = time.perf_counter()
-        index = await self.checker.reload()
+        index = await self.checker.refresh(added)
         logger.info(
             "linkwarn: index rebuilt, %d entries, in %.2f s", len(index), time.perf_counter() - started
         )

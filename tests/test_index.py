@@ -37,3 +37,13 @@ def test_index_is_compact_and_gives_the_collector_nothing_to_walk() -> None:
     # Its only reference is its type: the collector never walks 100,000 items.
     assert gc.get_referents(index._prefixes) == [type(index._prefixes)]
     assert sys.getsizeof(index._prefixes) >= 8 * 100_000
+
+
+def test_with_keys_merges_into_a_new_index() -> None:
+    base = PrefixIndex.from_keys(key_of(f"h{n}.test/") for n in range(1000))
+    grown = base.with_keys([key_of("new.test/"), key_of("h5.test/"), key_of("other.test/x")])
+    assert len(grown) == 1002  # h5 was there already
+    probes = ["new.test/", "other.test/x", "h5.test/", "h999.test/", "no.test/"]
+    assert [e for e, _ in grown.hits(probes)] == probes[:4]
+    assert [e for e, _ in base.hits(["new.test/"])] == []  # the original is untouched
+    assert list(grown._prefixes) == sorted(grown._prefixes)

@@ -49,7 +49,7 @@ class Proxy:
 async def proxy(tmp_path: Path, host: FeedHost, key: Ed25519PrivateKey) -> AsyncIterator[Proxy]:
     async with Store.in_dir(tmp_path / "data") as store, httpx.AsyncClient(timeout=2) as client:
         checker = Checker(store)
-        syncer = FeedSyncer(store, FeedSubscription(host.url, (key.public_key(),)), client, checker.reload)
+        syncer = FeedSyncer(store, FeedSubscription(host.url, (key.public_key(),)), client, checker.refresh)
         yield Proxy(store, syncer, checker)
 
 
