@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists import Store
 
+from .support.feeds import FeedHost
 from .support.servers import RunningProxy, Upstream
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -43,3 +45,15 @@ def running_proxy(
     proxy = RunningProxy.start(tmp_path_factory.mktemp("proxy-data"), plain.port, secure.port)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[FeedHost]:
+    started = FeedHost.start(tmp_path / "feed")
+    yield started
+    started.stop()

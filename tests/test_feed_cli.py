@@ -95,34 +95,19 @@ def test_publish_errors_name_the_problem(tmp_path: Path, keys: Path) -> None:
     source.write_text("leak.example\n")
     tests = tmp_path / "tests.txt"
     tests.write_text("match https://leak.example/\nmaybe https://x.example/\n")
-    out_dir = str(tmp_path / "feed")
-    code, _, err = linkwarn("feed", "publish", str(source), "--key", str(keys / "feed.pub"), "--out", out_dir)
+
+    def publish(key: str, *extra: str) -> tuple[int, str, str]:
+        return linkwarn(
+            "feed", "publish", str(source), "--key", str(keys / key), "--out", str(tmp_path / "feed"), *extra
+        )
+
+    code, _, err = publish("feed.pub")
     assert (code, "feed.pub is not a PEM private key" in err) == (2, True)
-    code, _, err = linkwarn(
-        "feed",
-        "publish",
-        str(source),
-        "--key",
-        str(keys / "feed.key"),
-        "--out",
-        out_dir,
-        "--self-test",
-        str(tests),
-    )
+    code, _, err = publish("feed.key", "--self-test", str(tests))
     assert code == 2
     assert "tests.txt:2: expected 'match URL' or 'no-match URL'" in err
     tests.write_text("no-match https://www.leak.example/x\n")
-    code, _, err = linkwarn(
-        "feed",
-        "publish",
-        str(source),
-        "--key",
-        str(keys / "feed.key"),
-        "--out",
-        out_dir,
-        "--self-test",
-        str(tests),
-    )
+    code, _, err = publish("feed.key", "--self-test", str(tests))
     assert code == 2
     assert "fails its own self-tests: https://www.leak.example/x should not match" in err
 

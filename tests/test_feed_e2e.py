@@ -9,11 +9,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists import Action, Checker, Store
@@ -25,18 +23,6 @@ from .support.servers import ROOT, RunningProxy, Upstream
 from .support.synthetic import synthetic_entries
 
 NAVIGATE = {"sec-fetch-dest": "document", "sec-fetch-mode": "navigate"}
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[FeedHost]:
-    started = FeedHost.start(tmp_path / "feed")
-    yield started
-    started.stop()
 
 
 def _sync_command(data_dir: Path, host: FeedHost, key: Ed25519PrivateKey) -> list[str]:

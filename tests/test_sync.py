@@ -6,7 +6,7 @@ import gzip
 import json
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -18,18 +18,6 @@ from blocklists.feed import MANIFEST, Manifest, SelfTest, sign_manifest
 from blocklists.sync import FeedSubscription, FeedSyncer
 
 from .support.feeds import FeedHost, entries, publish_version
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[FeedHost]:
-    started = FeedHost.start(tmp_path / "feed")
-    yield started
-    started.stop()
 
 
 class Proxy:
