@@ -41,7 +41,7 @@ from .feed import (
 )
 from .store import FeedState, Store
 
-__all__ = ["FeedSubscription", "FeedSyncer", "SyncOutcome", "pair_feeds", "parse_subscription"]
+__all__ = ["FeedSubscription", "FeedSyncer", "SyncOutcome", "next_delay", "pair_feeds", "parse_subscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -289,14 +289,17 @@ class FeedSyncer:
             except Exception:
                 logger.exception("linkwarn: feed %s: unexpected error during sync", self.subscription.url)
                 outcome = SyncOutcome(self.subscription.url, "failed", None, 0, False, "unexpected error")
-            jitter = random.uniform(0.9, 1.1)  # noqa: S311
-            if outcome.error is not None:
-                failures += 1
-                delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 1)) * jitter
-            else:
-                failures = 0
-                min_interval = outcome.min_interval or min_interval
-                delay = max(self.poll_interval, min_interval) * jitter
+            failures = failures + 1 if outcome.error is not None else 0
+            min_interval = outcome.min_interval or min_interval
+            delay = next_delay(failures, self.poll_interval, min_interval, random.uniform(0.9, 1.1))  # noqa: S311
+
+
+def next_delay(failures: int, poll_interval: float, min_interval: float, jitter: float) -> float:
+    """Seconds until the next sync: the poll interval (never under the feed's minimum)
+    after a success; after errors, 30 s doubling with each one, up to a day."""
+    if failures:
+        return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 1))) * jitter
+    return max(poll_interval, min_interval) * jitter
 
 
 def _describe(exc: BaseException) -> str:

@@ -256,3 +256,13 @@ def test_a_hashed_feed_refuses_a_reason_that_names_the_address(
     with pytest.raises(FeedError, match=r"names secret-mirror\.test, which a hashed feed would then publish"):
         publish_version(host, key, entries("secret-mirror.test/"), hashed=True)
     assert not (host.directory / MANIFEST).exists()
+
+
+def test_polling_honours_the_minimum_interval_and_backs_off_up_to_a_day() -> None:
+    from blocklists.sync import next_delay
+
+    assert next_delay(0, poll_interval=300, min_interval=0, jitter=1.0) == 300
+    assert next_delay(0, poll_interval=60, min_interval=900, jitter=1.0) == 900  # the feed asks for less
+    assert next_delay(0, poll_interval=300, min_interval=0, jitter=1.1) == pytest.approx(330)
+    assert [next_delay(n, 300, 0, 1.0) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+    assert next_delay(30, 300, 0, 1.0) == 24 * 3600
