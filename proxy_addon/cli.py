@@ -33,6 +33,7 @@ from blocklists import (
     read_list,
 )
 from blocklists.entry import Entry, parse_duration, parse_time
+from proxy_addon.arguments import data_dir_parent, duration, list_reading_parent
 from proxy_addon.feedcli import add_feed_commands, cmd_feed, cmd_status, cmd_sync
 from proxy_addon.runner import add_run_arguments
 
@@ -57,17 +58,6 @@ class UsageError(Exception):
     """A bad argument: printed as ``linkwarn: error: ...`` with exit status 2."""
 
 
-def _data_dir_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help=f"where linkwarn keeps its store and secrets (default: {default_data_dir()})",
-    )
-    return parent
-
-
 def _expiry(text: str) -> int:
     """--expires takes a duration from now (30d) or a time (2026-12-31)."""
     try:
@@ -88,28 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Warn people before they open, or pass on, links to leak mirrors.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = _data_dir_parent()
+    common = data_dir_parent()
+    reading = list_reading_parent()
 
     imp = commands.add_parser(
         "import",
-        parents=[common],
+        parents=[common, reading],
         help="add list files to the local store",
         description="Read list files (domains, hosts, adblock, URLs, CSV, JSON) into the store. "
         "Bad lines are reported with file and line number and skipped; the rest loads.",
     )
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    imp.add_argument(
-        "--format",
-        choices=[f.value for f in ListFormat],
-        default="auto",
-        help="the files' format (default: detected from name and content)",
-    )
-    imp.add_argument(
-        "--action",
-        choices=[a.value for a in Action],
-        default="block",
-        help="action for lines that do not name one (default: block)",
-    )
     imp.add_argument("--reason", default="", help="reason shown to people, for lines without one")
     imp.add_argument("--category", default="", help="category, for lines without one")
     imp.add_argument("--incident", default="", help="incident name, for lines without one")
@@ -164,11 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(run)
 
-    add_feed_commands(commands, common)
+    add_feed_commands(commands, common, reading)
 
     evt = commands.add_parser("events", parents=[common], help="show warnings, blocks, proceeds and reports")
     evt.add_argument(
-        "--since", type=_duration, default=None, metavar="DURATION", help="only the last 15m, 24h, 7d..."
+        "--since", type=duration, default=None, metavar="DURATION", help="only the last 15m, 24h, 7d..."
     )
     evt.add_argument(
         "--kind", default=None, help="only this kind: warning, block, proceed, audit, report, refused"
@@ -176,13 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     evt.add_argument("--limit", type=int, default=1000, help="at most this many, the newest (default: 1000)")
     evt.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
-
-
-def _duration(text: str) -> int:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _store(args: argparse.Namespace) -> Store:

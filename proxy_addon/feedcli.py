@@ -14,9 +14,9 @@ from typing import Any, TextIO
 import httpx
 
 from blocklists import Action, Defaults, Entry, ListFormat, Store, read_list
-from blocklists.entry import parse_duration
 from blocklists.feed import FeedError, generate_keys, load_private_key, publish, read_self_tests
 from blocklists.sync import FeedSyncer, pair_feeds, parse_subscription
+from proxy_addon.arguments import duration
 
 __all__ = ["RUN_FILE", "add_feed_commands", "cmd_feed", "cmd_status", "cmd_sync"]
 
@@ -26,14 +26,9 @@ LINT_ERRORS = frozenset(
 )
 
 
-def _duration(text: str) -> int:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_feed_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+def add_feed_commands(
+    commands: Any, common: argparse.ArgumentParser, reading: argparse.ArgumentParser
+) -> None:
     feed = commands.add_parser("feed", help="publish or serve a signed feed (for IT)")
     actions = feed.add_subparsers(dest="feed_command", required=True, metavar="ACTION")
 
@@ -44,6 +39,7 @@ def add_feed_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
     pub = actions.add_parser(
         "publish",
+        parents=[reading],
         help="write a new signed version of a feed from source lists",
         description="Lint the sources, then write a signed manifest, a snapshot and a diff from the "
         "previous version into FEEDDIR. Unchanged sources make no new version (the same one is "
@@ -57,14 +53,14 @@ def add_feed_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     pub.add_argument(
         "--expires",
-        type=_duration,
+        type=duration,
         default=7 * 86400,
         metavar="DURATION",
         help="how long the version is fresh (default: 7d)",
     )
     pub.add_argument(
         "--min-interval",
-        type=_duration,
+        type=duration,
         default=300,
         metavar="DURATION",
         help="the shortest poll interval proxies may use (default: 5m)",
@@ -75,13 +71,6 @@ def add_feed_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="lines 'match URL' / 'no-match URL' that proxies check before using a version",
-    )
-    pub.add_argument("--format", choices=[f.value for f in ListFormat], default="auto")
-    pub.add_argument(
-        "--action",
-        choices=[a.value for a in Action],
-        default="block",
-        help="action for lines that do not name one (default: block)",
     )
     pub.add_argument("--force", action="store_true", help="publish despite lint errors")
 
