@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -242,7 +241,7 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: 
             for f in feeds
         ],
         "index_entries": await store.count(),
-        "sources": dict(Counter({s.name: s.entries for s in sources})),
+        "sources": {s.name: s.entries for s in sources},
         "proxy": proxy,
     }
     if args.json:
