@@ -430,6 +430,21 @@ class Store:
         async with self.db.execute(query, params) as cursor:
             return [_entry(row) for row in await cursor.fetchall()]
 
+    async def plaintext_entries(self, limit: int, now: float) -> list[Entry]:
+        """Up to *limit* live entries that name their expression, local ones first.
+
+        What a browser can enforce by itself (its rule engine needs the address,
+        so hashed entries never qualify); audit entries only log, so they are left out.
+        """
+        async with self.reader.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
+            " WHERE e.expression IS NOT NULL AND e.action != 'audit'"
+            " AND (e.expires_at IS NULL OR e.expires_at > ?)"
+            " ORDER BY s.kind = 'local' DESC, e.key LIMIT ?",
+            (int(now), limit),
+        ) as cursor:
+            return [_entry(row) for row in await cursor.fetchall()]
+
     async def lookup(
         self, keys: Sequence[bytes], db: aiosqlite.Connection | None = None
     ) -> dict[bytes, list[Entry]]:

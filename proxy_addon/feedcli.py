@@ -16,10 +16,10 @@ from blocklists import Action, Defaults, Entry, ListFormat, Store, read_list
 from blocklists.feed import FeedError, generate_keys, load_private_key, publish, read_self_tests
 from blocklists.sync import FeedSyncer, pair_feeds, parse_subscription
 from proxy_addon.arguments import duration
+from proxy_addon.status import status_report
 
-__all__ = ["RUN_FILE", "add_feed_commands", "cmd_feed", "cmd_status", "cmd_sync"]
+__all__ = ["add_feed_commands", "cmd_feed", "cmd_status", "cmd_sync"]
 
-RUN_FILE = "run.json"  # written by linkwarn run: where the proxy listens, and its pid
 LINT_ERRORS = frozenset(
     {"public-suffix", "shared-platform", "duplicate", "conflict", "malformed", "unsupported"}
 )
@@ -221,29 +221,8 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO, store: St
 
 
 async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: Store, data_dir: Path) -> int:
-    now = time.time()
-    feeds = await store.feed_states()
-    sources = await store.sources()
-    proxy = _running_proxy(data_dir)
-    report: dict[str, Any] = {
-        "feeds": [
-            {
-                "url": f.url,
-                "feed_id": f.feed_id,
-                "version": f.version,
-                "entries": f.entries,
-                "expires_at": f.expires_at,
-                "stale": f.stale(now),
-                "last_success": f.last_success,
-                "last_attempt": f.last_attempt,
-                "last_error": f.last_error,
-            }
-            for f in feeds
-        ],
-        "index_entries": await store.count(),
-        "sources": {s.name: s.entries for s in sources},
-        "proxy": proxy,
-    }
+    report = await status_report(store, data_dir, time.time())
+    feeds, sources, proxy = report["feeds"], report["sources"], report["proxy"]
     if args.json:
         print(json.dumps(report), file=out)
         return 0
@@ -265,12 +244,3 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: 
     else:
         print("proxy not running", file=out)
     return 0
-
-
-def _running_proxy(data_dir: Path) -> dict[str, Any] | None:
-    try:
-        info: dict[str, Any] = json.loads((data_dir / RUN_FILE).read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return info

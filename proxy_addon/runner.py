@@ -1,4 +1,4 @@
-"""``linkwarn run``: mitmproxy, the addon and (later) the local API in one asyncio loop."""
+"""``linkwarn run``: mitmproxy, the addon and the local API in one asyncio loop."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from blocklists import default_data_dir
 from blocklists.sync import pair_feeds
-from proxy_addon.feedcli import RUN_FILE
+from proxy_addon.status import RUN_FILE
 
 __all__ = ["add_run_arguments", "run"]
 
@@ -23,6 +23,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen-host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     parser.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        default=8089,
+        help="port of the local API for the browser extension, on 127.0.0.1 (default: 8089; 0: none)",
+    )
     parser.add_argument(
         "--upstream",
         default=None,
@@ -91,11 +97,19 @@ class _Banner:
         addresses = ", ".join(
             f"{host}:{port}" for server in servers for host, port, *_ in server.listen_addrs
         )
-        self.run_file.write_text(json.dumps({"pid": os.getpid(), "listen": addresses.split(", ")}))
+        api = ctx.master.addons.get("localapi")
+        info = {"pid": os.getpid(), "listen": addresses.split(", "), "api": api.address if api else None}
+        self.run_file.write_text(json.dumps(info))
+        api_line = (
+            f"  local API for the extension: {api.address} (its token is in {api.token_file})\n"
+            if api and api.address
+            else ""
+        )
         print(
             f"linkwarn proxy listening on {addresses}\n"
             f"  data directory: {self.data_dir}\n"
             f"  CA certificate to trust: {self.confdir / 'mitmproxy-ca-cert.pem'}\n"
+            f"{api_line}"
             "  press Ctrl-C to stop",
             file=self.out,
             flush=True,
@@ -106,6 +120,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from mitmproxy import exceptions, options
     from mitmproxy.tools.dump import DumpMaster
 
+    from proxy_addon.api import LocalApi
     from proxy_addon.interceptor import Linkwarn
 
     # linkwarn's own lines (lists loaded, warnings shown) at INFO; mitmproxy's
@@ -118,7 +133,8 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     await asyncio.to_thread(confdir.mkdir, parents=True, exist_ok=True)
     opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, confdir=str(confdir))
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    master.addons.add(Linkwarn(), _Banner(out, data_dir, confdir))
+    linkwarn = Linkwarn()
+    master.addons.add(linkwarn, LocalApi(linkwarn), _Banner(out, data_dir, confdir))
     updates: dict[str, Any] = {
         "connection_strategy": "lazy",
         "linkwarn_data_dir": str(data_dir),
@@ -129,6 +145,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "linkwarn_sample": not args.no_sample,
         "linkwarn_feeds": pair_feeds(args.feed, args.feed_key),
         "linkwarn_feed_interval": args.feed_interval,
+        "linkwarn_api_port": args.api_port,
     }
     if args.upstream:
         updates["mode"] = [f"upstream:{args.upstream}"]

@@ -75,9 +75,9 @@ def verify(secret: bytes, text: str, *, client: str, now: float) -> ProceedToken
     return token
 
 
-def load_or_create_secret(data_dir: Path) -> bytes:
-    """The data directory's secret, created (mode 0600) on first use."""
-    path = data_dir / SECRET_FILE
+def load_or_create_secret(data_dir: Path, name: str = SECRET_FILE) -> bytes:
+    """The data directory's secret *name*, created (mode 0600) on first use."""
+    path = data_dir / name
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:

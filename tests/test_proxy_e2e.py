@@ -212,14 +212,15 @@ def test_oversized_and_malformed_requests_never_crash_the_proxy(
 
 
 def test_the_addon_loads_in_plain_mitmdump(tmp_path: Path, upstreams: tuple[Upstream, Upstream]) -> None:
-    port = free_port()
+    port, api_port = free_port(), free_port()
     mitmdump = Path(sys.executable).parent / "mitmdump"
     env = {**os.environ, "LINKWARN_TEST_HTTP_PORT": str(upstreams[0].port), "LINKWARN_TEST_HTTPS_PORT": "1"}
     process = subprocess.Popen(
         [str(mitmdump), "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
          "-s", str(ROOT / "proxy_addon" / "addon.py"), "-s", str(ROUTE_SCRIPT),
          "--set", "connection_strategy=lazy", "--set", f"confdir={tmp_path / 'conf'}",
-         "--set", f"linkwarn_data_dir={tmp_path / 'data'}", "--set", "linkwarn_proceed_ttl=5m"],
+         "--set", f"linkwarn_data_dir={tmp_path / 'data'}", "--set", "linkwarn_proceed_ttl=5m",
+         "--set", f"linkwarn_api_port={api_port}"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -236,6 +237,10 @@ def test_the_addon_loads_in_plain_mitmdump(tmp_path: Path, upstreams: tuple[Upst
             assert response.status_code == 403
             assert "This page is blocked" in response.text
             assert plain.get("http://clean.test/", headers=NAVIGATE).status_code == 200
+        # The script serves the extension's local API too.
+        status = httpx.get(f"http://127.0.0.1:{api_port}/v1/status", timeout=10).json()
+        assert status["ok"] is True
+        assert status["sources"] == {"sample": 6}
     finally:
         process.terminate()
         process.wait(15)

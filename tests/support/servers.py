@@ -128,10 +128,19 @@ class RunningProxy:
     port: int
     data_dir: Path
     output: list[str]
+    api_port: int
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def api_token(self) -> str:
+        return (self.data_dir / "api.token").read_text().strip()
 
     @property
     def ca_file(self) -> Path:
@@ -139,7 +148,7 @@ class RunningProxy:
 
     @classmethod
     def start(cls, data_dir: Path, http_port: int, https_port: int, *extra: str) -> RunningProxy:
-        port = free_port()
+        port, api_port = free_port(), free_port()
         env = {
             **os.environ,
             "LINKWARN_TEST_HTTP_PORT": str(http_port),
@@ -147,14 +156,15 @@ class RunningProxy:
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "proxy_addon.cli", "run", "--data-dir", str(data_dir),
-             "--listen-port", str(port), "--script", str(ROUTE_SCRIPT), "--set", "ssl_insecure=true", *extra],
+             "--listen-port", str(port), "--api-port", str(api_port), "--script", str(ROUTE_SCRIPT),
+             "--set", "ssl_insecure=true", *extra],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         output: list[str] = []
         assert process.stdout is not None
         stream = process.stdout
         threading.Thread(target=lambda: output.extend(iter(stream.readline, "")), daemon=True).start()
-        proxy = cls(process, port, data_dir, output)
+        proxy = cls(process, port, data_dir, output, api_port)
         proxy.wait_for("linkwarn proxy listening on", 30)
         proxy.wait_for("entries ready", 30)
         return proxy

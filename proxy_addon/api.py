@@ -1,0 +1,474 @@
+"""The local API the browser extension talks to, served by ``linkwarn run`` on 127.0.0.1.
+
+Endpoints, all JSON, described by the OpenAPI document at ``/v1/openapi.json``:
+
+    GET  /v1/status        feeds, versions, staleness, entries, uptime
+    POST /v1/check         verdicts for up to 500 URLs
+    GET  /v1/rules         the plaintext entries a browser can enforce itself
+    POST /v1/events        warnings shown and proceeds, stored with the proxy's events  (token)
+    POST /v1/reports       a false-positive report with an optional comment            (token)
+
+Who may call it. It listens on loopback only, and `refusal` turns away, before
+any endpoint runs: a Host header that is not a loopback name (a DNS-rebinding
+page reaches 127.0.0.1 under its own name), and any request a web page sent (an
+``Origin`` that is not a browser extension's, or ``Sec-Fetch-Site`` naming a
+site). It sends no CORS headers, so no page can read an answer. A body must be
+``application/json``, at most `MAX_BODY` bytes, and a JSON object. Writes need
+``Authorization: Bearer TOKEN`` with the token ``linkwarn run`` keeps in
+``DATA_DIR/api.token``. Every refusal is a JSON error naming the problem:
+``{"error": {"code": "...", "message": "..."}}``.
+
+`LocalApi` is the mitmproxy addon that serves the app (uvicorn, on the proxy's
+own event loop); `create_app` builds the Starlette app, which the tests also
+call in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from importlib import resources
+from typing import Any
+
+import uvicorn
+from mitmproxy import ctx, exceptions
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from blocklists import Action, InvalidURL, LinkwarnError, Verdict
+from blocklists.store import Event
+from proxy_addon.interceptor import MAX_COMMENT, Linkwarn
+from proxy_addon.status import status_report
+from proxy_addon.tokens import load_or_create_secret
+
+__all__ = ["API_TOKEN_FILE", "DEFAULT_PORT", "LocalApi", "create_app", "refusal"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8089
+API_TOKEN_FILE = "api.token"  # noqa: S105 - a file name, not a secret
+MAX_BODY = 1024 * 1024
+MAX_URLS = 500
+MAX_URL_LENGTH = 8192
+MAX_EVENTS = 100
+MAX_RULES = 30_000
+DEFAULT_RULES = 5_000
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://", "safari-web-extension://")
+EVENT_KINDS = {"warning": "warning", "block": "block", "proceed": "proceed"}
+
+
+class ApiError(Exception):
+    """A request the API refuses: answered as ``{"error": {"code", "message"}}`` with *status*."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=_HEADERS)
+
+
+_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+
+
+def refusal(headers: Headers) -> ApiError | None:
+    """Why a request must be turned away before any endpoint sees it, or None."""
+    host = headers.get("host")
+    if not host:
+        return ApiError(400, "host_missing", "the request has no Host header")
+    name = host.lower()
+    name = name[: name.index("]") + 1] if name.startswith("[") and "]" in name else name.split(":", 1)[0]
+    if name not in LOOPBACK_NAMES:
+        return ApiError(
+            403,
+            "host_not_allowed",
+            f"the Host header {host!r} is not a loopback name; "
+            "use http://127.0.0.1 (names that merely resolve here are refused)",
+        )
+    origin = headers.get("origin")
+    if origin is not None:
+        if not origin.startswith(EXTENSION_SCHEMES):
+            return ApiError(
+                403, "origin_not_allowed", f"requests from web pages are refused (Origin: {origin})"
+            )
+        return None
+    site = headers.get("sec-fetch-site")
+    if site in ("same-origin", "same-site", "cross-site"):
+        return ApiError(
+            403, "origin_not_allowed", f"requests from web pages are refused (Sec-Fetch-Site: {site})"
+        )
+    return None
+
+
+class Guard:
+    """ASGI middleware applying `refusal` to every HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = refusal(Headers(scope=scope))
+            if problem is not None:
+                logger.info("linkwarn: local API refused a request: %s", problem.message)
+                response = error_response(problem.status, problem.code, problem.message)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object; raises ApiError naming what is wrong with it."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, "unsupported_media_type", f"send the body as application/json, not {media!r}")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise ApiError(413, "body_too_large", f"the body may be at most {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "body_too_large", f"the body may be at most {MAX_BODY} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return data
+
+
+def _string_list(data: dict[str, Any], field: str, limit: int) -> list[Any]:
+    items = data.get(field)
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, "invalid_request", f"{field!r} must be a non-empty list")
+    if len(items) > limit:
+        raise ApiError(413, "too_many_items", f"at most {limit} {field} per request, got {len(items)}")
+    return items
+
+
+def _url_field(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_request", f"{where} must be a string")
+    if len(value) > MAX_URL_LENGTH:
+        raise ApiError(400, "url_too_long", f"{where} is longer than {MAX_URL_LENGTH} characters")
+    return value
+
+
+class Api:
+    """The endpoints, over the running addon's store, checker and events."""
+
+    def __init__(self, linkwarn: Linkwarn, token: str, started_at: float) -> None:
+        self.linkwarn = linkwarn
+        self.token = token
+        self.started_at = started_at
+        self.document = json.loads(resources.files("proxy_addon").joinpath("openapi.json").read_text("utf-8"))
+
+    def _require_token(self, request: Request) -> None:
+        given = request.headers.get("authorization", "")
+        if not given:
+            raise ApiError(
+                401, "token_missing", "writes need 'Authorization: Bearer TOKEN' (DATA_DIR/api.token)"
+            )
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
+            raise ApiError(401, "token_invalid", "the API token is not this proxy's (DATA_DIR/api.token)")
+
+    async def _verdict(self, url: str) -> Verdict | None:
+        """The decision for *url*, None when nothing is listed; raises InvalidURL or ApiError."""
+        checker = self.linkwarn.checker
+        if checker is None:
+            why = self.linkwarn.unavailable or "the lists are still loading"
+            raise ApiError(503, "lists_unavailable", f"the lists cannot be used: {why}")
+        found = checker.prefilter(url)
+        if not found[2]:
+            return None
+        try:
+            return await checker.confirm(url, found)
+        except (LinkwarnError, OSError) as exc:
+            raise ApiError(503, "lists_unavailable", f"the store failed: {exc}") from None
+
+    def _proceed(self) -> tuple[bool, int]:
+        settings = self.linkwarn.settings
+        return (settings.proceed, settings.proceed_seconds) if settings is not None else (False, 0)
+
+    def _result(self, url: str, verdict: Verdict | None, canonical: str) -> dict[str, Any]:
+        entry = None if verdict is None else verdict.entry
+        proceed, seconds = self._proceed()
+        may_proceed = entry is not None and entry.action is Action.WARN and proceed
+        return {
+            "url": url,
+            "canonical": canonical,
+            "listed": entry is not None and entry.action is not Action.ALLOW,
+            "action": None if entry is None else str(entry.action),
+            "reason": None if entry is None else entry.reason,
+            "entry": None if entry is None else entry.label,
+            "entry_key": None if entry is None else entry.key.hex(),
+            "list": None if entry is None else entry.source,
+            "category": None if entry is None else entry.category,
+            "incident": None if entry is None else entry.incident,
+            "expires_at": None if entry is None else entry.expires_at,
+            "may_proceed": may_proceed,
+            "proceed_ttl_seconds": seconds if may_proceed else None,
+            "error": None,
+        }
+
+    async def _check_one(self, url: str) -> dict[str, Any]:
+        try:
+            verdict = await self._verdict(url)
+            canonical = verdict.canonical.url if verdict is not None else None
+            if canonical is None:
+                assert self.linkwarn.checker is not None
+                canonical = self.linkwarn.checker.prefilter(url)[0].url
+        except InvalidURL as exc:
+            result = self._result(url, None, "")
+            result.update(canonical=None, error={"code": "invalid_url", "message": str(exc)})
+            return result
+        return self._result(url, verdict, canonical)
+
+    # -- endpoints --------------------------------------------------------------
+
+    async def check(self, request: Request) -> Response:
+        data = await read_json(request)
+        items = _string_list(data, "urls", MAX_URLS)
+        urls = [_url_field(value, f"urls[{i}]") for i, value in enumerate(items)]
+        if self.linkwarn.checker is None:
+            await self._verdict("")  # raises lists_unavailable
+        results = [await self._check_one(url) for url in urls]
+        return JSONResponse({"results": results, "checked_at": time.time()}, headers=_HEADERS)
+
+    async def status(self, request: Request) -> Response:
+        linkwarn = self.linkwarn
+        settings = linkwarn.settings
+        store = linkwarn.store
+        now = time.time()
+        report: dict[str, Any] = {"feeds": [], "index_entries": 0, "sources": {}, "proxy": None}
+        if store is not None and settings is not None:
+            report = await status_report(store, settings.data_dir, now)
+        checker = linkwarn.checker
+        proceed, seconds = self._proceed()
+        report.update(
+            ok=linkwarn.unavailable is None and checker is not None,
+            unavailable=linkwarn.unavailable,
+            index_ready=checker is not None and checker.index is not None,
+            stale=any(feed["stale"] for feed in report["feeds"]),
+            uptime_seconds=round(now - self.started_at, 3),
+            proceed_allowed=proceed,
+            proceed_ttl_seconds=seconds,
+            fail_mode="closed" if settings is not None and settings.fail_closed else "open",
+        )
+        return JSONResponse(report, headers=_HEADERS)
+
+    async def rules(self, request: Request) -> Response:
+        text = request.query_params.get("limit", str(DEFAULT_RULES))
+        if not text.isdigit() or not 1 <= int(text) <= MAX_RULES:
+            raise ApiError(400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_RULES}")
+        limit = int(text)
+        store = self.linkwarn.store
+        if store is None or self.linkwarn.checker is None:
+            await self._verdict("")  # raises lists_unavailable
+        assert store is not None
+        entries = await store.plaintext_entries(limit + 1, time.time())
+        body = {
+            "entries": [
+                {
+                    "expression": e.expression,
+                    "action": str(e.action),
+                    "local": e.local,
+                    "reason": e.reason,
+                    "list": e.source,
+                    "expires_at": e.expires_at,
+                }
+                for e in entries[:limit]
+            ],
+            "truncated": len(entries) > limit,
+        }
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        etag = '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+        headers = {**_HEADERS, "etag": etag}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(payload, media_type="application/json", headers=headers)
+
+    async def events(self, request: Request) -> Response:
+        self._require_token(request)
+        data = await read_json(request)
+        items = _string_list(data, "events", MAX_EVENTS)
+        parsed: list[tuple[str, str]] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ApiError(400, "invalid_request", f"events[{i}] must be an object")
+            kind = item.get("kind")
+            if kind not in EVENT_KINDS:
+                raise ApiError(
+                    400, "invalid_request", f"events[{i}].kind must be one of {', '.join(EVENT_KINDS)}"
+                )
+            parsed.append((kind, _url_field(item.get("url"), f"events[{i}].url")))
+        accepted, rejected = 0, []
+        for i, (kind, url) in enumerate(parsed):
+            problem = await self._record(request, EVENT_KINDS[kind], url, detail="extension")
+            if problem is None:
+                accepted += 1
+            else:
+                rejected.append({"index": i, "error": {"code": problem.code, "message": problem.message}})
+        return JSONResponse({"accepted": accepted, "rejected": rejected}, headers=_HEADERS)
+
+    async def reports(self, request: Request) -> Response:
+        self._require_token(request)
+        data = await read_json(request)
+        url = _url_field(data.get("url"), "url")
+        comment = data.get("comment", "")
+        if not isinstance(comment, str):
+            raise ApiError(400, "invalid_request", "comment must be a string")
+        if len(comment) > MAX_COMMENT:
+            raise ApiError(400, "comment_too_long", f"comment is longer than {MAX_COMMENT} characters")
+        problem = await self._record(request, "report", url, detail=comment)
+        if problem is not None:
+            raise problem
+        return JSONResponse({"recorded": True}, status_code=202, headers=_HEADERS)
+
+    async def _record(self, request: Request, kind: str, url: str, detail: str) -> ApiError | None:
+        try:
+            verdict = await self._verdict(url)
+        except InvalidURL as exc:
+            return ApiError(400, "invalid_url", str(exc))
+        entry = None if verdict is None else verdict.entry
+        if verdict is None or entry is None:
+            return ApiError(422, "not_listed", "no entry matches this URL")
+        if kind == "proceed" and entry.action is not Action.WARN:
+            return ApiError(422, "no_way_through", f"the entry's action is {entry.action}, not warn")
+        events = self.linkwarn.events
+        if events is None:
+            return ApiError(503, "lists_unavailable", "the event log is not open")
+        origin = request.headers.get("origin", "")
+        events.record(
+            Event(
+                at=time.time(),
+                kind=kind,
+                client=f"extension:{origin}" if origin else "extension",
+                action=str(entry.action),
+                entry_key=entry.key,
+                expression=entry.expression,
+                source=entry.source,
+                url=verdict.canonical.url,
+                detail=detail,
+            )
+        )
+        return None
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(self.document, headers=_HEADERS)
+
+
+def _endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def call(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+
+    return call
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return error_response(exc.status_code, code, message)
+
+
+def create_app(linkwarn: Linkwarn, token: str, started_at: float | None = None) -> ASGIApp:
+    """The API over a running `Linkwarn` addon; *token* guards the writes."""
+    api = Api(linkwarn, token, time.time() if started_at is None else started_at)
+    routes = [
+        Route("/v1/status", _endpoint(api.status), methods=["GET"]),
+        Route("/v1/check", _endpoint(api.check), methods=["POST"]),
+        Route("/v1/rules", _endpoint(api.rules), methods=["GET"]),
+        Route("/v1/events", _endpoint(api.events), methods=["POST"]),
+        Route("/v1/reports", _endpoint(api.reports), methods=["POST"]),
+        Route("/v1/openapi.json", _endpoint(api.openapi), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return Guard(app)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn on the proxy's loop: the proxy, not uvicorn, owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class LocalApi:
+    """mitmproxy addon serving the API next to the `Linkwarn` addon it reads from."""
+
+    def __init__(self, linkwarn: Linkwarn) -> None:
+        self.linkwarn = linkwarn
+        self.address: str | None = None  # http://127.0.0.1:PORT once listening
+        self.token_file: str | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "linkwarn_api_port", int, DEFAULT_PORT,
+            "Port of the local API for the browser extension, on 127.0.0.1 only. 0: no API.",
+        )  # fmt: skip
+
+    def configure(self, updated: set[str]) -> None:
+        port = ctx.options.linkwarn_api_port
+        if "linkwarn_api_port" in updated and not 0 <= port <= 65535:
+            raise exceptions.OptionsError(f"linkwarn_api_port must be 0 (off) or a port to 65535, not {port}")
+
+    def running(self) -> None:
+        port = ctx.options.linkwarn_api_port
+        if not port or self._server is not None:
+            return
+        settings = self.linkwarn.settings
+        assert settings is not None
+        try:
+            token = load_or_create_secret(settings.data_dir, API_TOKEN_FILE).hex()
+            sock = socket.create_server(("127.0.0.1", port))
+        except (OSError, ValueError) as exc:
+            logger.error("linkwarn: the local API cannot listen on 127.0.0.1:%d: %s", port, exc)
+            return
+        sock.setblocking(False)
+        config = uvicorn.Config(
+            create_app(self.linkwarn, token),
+            http="h11",
+            ws="none",
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            limit_concurrency=64,
+            timeout_keep_alive=5,
+        )
+        self._server = _Server(config)
+        self.address = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.token_file = str(settings.data_dir / API_TOKEN_FILE)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="linkwarn-api")
+        logger.info("linkwarn: local API on %s", self.address)
+
+    async def done(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server = self._task = None

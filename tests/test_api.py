@@ -1,0 +1,498 @@
+"""The local API: in-process over the real addon and store, then over loopback against ``linkwarn run``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import stat
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.test import taddons
+
+from blocklists import Action, Entry, Store, key_of
+from proxy_addon.api import MAX_BODY, LocalApi, create_app
+from proxy_addon.interceptor import Linkwarn
+from tests.support.servers import RunningProxy, free_port
+
+ENTRIES = [
+    Entry.listing("leak.test/", Action.WARN, reason="Leaked mail", source="corp"),
+    Entry.listing("mirror.test/", Action.BLOCK, reason="Unreleased films", source="corp"),
+    Entry.listing("press.leak.test/", Action.ALLOW, source="corp"),
+    Entry.listing("watch.test/", Action.AUDIT, source="corp"),
+]
+TOKEN = "t" * 64
+EXTENSION = {"origin": "chrome-extension://abcdefghijklmnopabcdefghijklmnop"}
+DOCUMENT = json.loads(resources.files("proxy_addon").joinpath("openapi.json").read_text("utf-8"))
+
+
+def conforms(body: Any, schema: str) -> None:
+    """Validate *body* against a schema of the OpenAPI document, so the document cannot drift."""
+    root = {"$ref": f"#/components/schemas/{schema}", "components": DOCUMENT["components"]}
+    jsonschema.Draft202012Validator(root).validate(body)
+
+
+class Api:
+    def __init__(self, addon: Linkwarn, client: httpx.AsyncClient) -> None:
+        self.addon, self.client = addon, client
+
+    async def events(self) -> list[tuple[str, str, str | None, str | None]]:
+        assert self.addon.events is not None
+        assert self.addon.store is not None
+        await self.addon.events.flush()
+        return [(e.kind, e.client, e.expression, e.detail) for e in await self.addon.store.events()]
+
+
+async def _api(data_dir: Path, entries: list[Entry]) -> AsyncIterator[Api]:
+    if entries:
+        async with Store.in_dir(data_dir) as store:
+            await store.import_entries("corp", entries)
+    addon = Linkwarn()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, linkwarn_data_dir=str(data_dir), linkwarn_proceed_ttl="10m")
+        addon.running()
+        await addon.ready.wait()
+        transport = httpx.ASGITransport(app=create_app(addon, TOKEN))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8089") as client:
+            yield Api(addon, client)
+        await addon.done()
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async for opened in _api(tmp_path, ENTRIES):
+        yield opened
+
+
+async def check(api: Api, *urls: str) -> list[dict[str, Any]]:
+    response = await api.client.post("/v1/check", json={"urls": list(urls)})
+    assert response.status_code == 200, response.text
+    conforms(response.json(), "CheckResponse")
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
+
+
+def error_of(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    conforms(response.json(), "Error")
+    code: str = response.json()["error"]["code"]
+    return code
+
+
+# -- check ---------------------------------------------------------------------
+
+
+async def test_check_answers_each_url_in_order(api: Api) -> None:
+    warn, block, allow, audit, clean = await check(
+        api,
+        "https://WWW.Leak.test/inbox?id=1#top",
+        "http://mirror.test/films/",
+        "https://press.leak.test/",
+        "http://watch.test/",
+        "http://clean.test/",
+    )
+    assert warn["url"] == "https://WWW.Leak.test/inbox?id=1#top"
+    assert warn["canonical"] == "https://www.leak.test/inbox?id=1"
+    assert (warn["listed"], warn["action"], warn["entry"], warn["list"]) == (
+        True,
+        "warn",
+        "leak.test/",
+        "corp",
+    )
+    assert warn["reason"] == "Leaked mail"
+    assert (warn["may_proceed"], warn["proceed_ttl_seconds"]) == (True, 600)
+    assert (block["action"], block["may_proceed"], block["proceed_ttl_seconds"]) == ("block", False, None)
+    assert (allow["listed"], allow["action"], allow["entry"]) == (False, "allow", "press.leak.test/")
+    assert (audit["listed"], audit["action"]) == (True, "audit")
+    assert (clean["listed"], clean["action"], clean["entry"], clean["canonical"]) == (
+        False,
+        None,
+        None,
+        "http://clean.test/",
+    )
+
+
+async def test_an_invalid_url_gets_an_error_in_its_own_result(api: Api) -> None:
+    bad, good = await check(api, "http://[::1/", "http://mirror.test/")
+    assert bad["error"]["code"] == "invalid_url"
+    assert bad["canonical"] is None
+    assert bad["listed"] is False
+    assert good["action"] == "block"
+
+
+async def test_check_takes_500_urls_and_refuses_501(api: Api) -> None:
+    urls = [f"http://host{i}.test/" for i in range(499)] + ["http://mirror.test/x"]
+    results = await check(api, *urls)
+    assert len(results) == 500
+    assert [r["action"] for r in results].count("block") == 1
+    response = await api.client.post("/v1/check", json={"urls": [*urls, "http://one.more.test/"]})
+    assert error_of(response, 413) == "too_many_items"
+    assert "at most 500" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "names"),
+    [
+        (b'{"urls": ["http://a.test/",', 400, "malformed_json", "not valid JSON"),
+        (b'["http://a.test/"]', 400, "invalid_request", "JSON object"),
+        (b'{"urls": []}', 400, "invalid_request", "'urls'"),
+        (b'{"urls": ["http://a.test/", 7]}', 400, "invalid_request", "urls[1]"),
+        (b'{"urls": ["http://a.test/' + b"a" * 9000 + b'"]}', 400, "url_too_long", "urls[0]"),
+        (b'{"urls": ["' + b"a" * (MAX_BODY + 10) + b'"]}', 413, "body_too_large", "at most"),
+        (b"\xff\xfe{}", 400, "malformed_json", "not valid JSON"),
+    ],
+)
+async def test_check_refuses_a_bad_body_and_names_the_problem(
+    api: Api, body: bytes, status: int, code: str, names: str
+) -> None:
+    response = await api.client.post("/v1/check", content=body, headers={"content-type": "application/json"})
+    assert error_of(response, status) == code
+    assert names in response.json()["error"]["message"]
+
+
+async def test_a_body_that_is_not_json_is_refused(api: Api) -> None:
+    response = await api.client.post("/v1/check", content=b"urls=x", headers={"content-type": "text/plain"})
+    assert error_of(response, 415) == "unsupported_media_type"
+
+
+async def test_a_chunked_body_is_held_to_the_same_limit(api: Api) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"urls": ["'
+        for _ in range(20):
+            yield b"a" * 65536
+
+    response = await api.client.post(
+        "/v1/check", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert error_of(response, 413) == "body_too_large"
+
+
+async def test_unknown_paths_and_methods_get_json_errors(api: Api) -> None:
+    assert error_of(await api.client.get("/v1/nothing"), 404) == "not_found"
+    assert error_of(await api.client.get("/v1/check"), 405) == "method_not_allowed"
+
+
+async def test_check_says_when_the_lists_cannot_be_used(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the data directory should be")
+    async for api in _api(blocker, []):
+        assert api.addon.unavailable is not None
+        response = await api.client.post("/v1/check", json={"urls": ["http://mirror.test/"]})
+        assert error_of(response, 503) == "lists_unavailable"
+        status = (await api.client.get("/v1/status")).json()
+        assert status["ok"] is False
+        assert status["unavailable"]
+
+
+# -- who may call it ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8089", "localhost:8089", "[::1]:8089", "LOCALHOST"])
+async def test_loopback_host_names_are_served(api: Api, host: str) -> None:
+    response = await api.client.get("/v1/status", headers={"host": host})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["attacker.example:8089", "127.0.0.1.attacker.example", "[::2]:8089", ""])
+async def test_other_host_headers_are_refused(api: Api, host: str) -> None:
+    """A DNS-rebinding page reaches 127.0.0.1 under its own name: its Host header gives it away."""
+    response = await api.client.post(
+        "/v1/check", json={"urls": ["http://mirror.test/"]}, headers={"host": host}
+    )
+    assert error_of(response, 403 if host else 400) == ("host_not_allowed" if host else "host_missing")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "http://127.0.0.1:9000"},
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors"},
+        {"sec-fetch-site": "same-site", "sec-fetch-mode": "cors"},
+    ],
+)
+async def test_requests_from_web_pages_are_refused(api: Api, headers: dict[str, str]) -> None:
+    for response in (
+        await api.client.get("/v1/status", headers=headers),
+        await api.client.post("/v1/check", json={"urls": ["http://mirror.test/"]}, headers=headers),
+        await api.client.post(
+            "/v1/reports",
+            json={"url": "http://mirror.test/"},
+            headers={**headers, "authorization": f"Bearer {TOKEN}"},
+        ),
+    ):
+        assert error_of(response, 403) == "origin_not_allowed"
+        assert "access-control-allow-origin" not in response.headers
+    assert await api.events() == []
+
+
+async def test_an_extension_origin_and_a_typed_address_are_served(api: Api) -> None:
+    assert (await api.client.get("/v1/status", headers=EXTENSION)).status_code == 200
+    typed = {"sec-fetch-site": "none", "sec-fetch-mode": "navigate"}
+    assert (await api.client.get("/v1/openapi.json", headers=typed)).status_code == 200
+
+
+# -- writes --------------------------------------------------------------------------
+
+
+async def test_writes_need_the_token(api: Api) -> None:
+    body = {"events": [{"kind": "warning", "url": "http://mirror.test/"}]}
+    assert error_of(await api.client.post("/v1/events", json=body), 401) == "token_missing"
+    wrong = {"authorization": "Bearer " + "x" * 64}
+    assert error_of(await api.client.post("/v1/events", json=body, headers=wrong), 401) == "token_invalid"
+    basic = {"authorization": f"Basic {TOKEN}"}
+    assert (
+        error_of(await api.client.post("/v1/reports", json={"url": "x"}, headers=basic), 401)
+        == "token_invalid"
+    )
+    assert await api.events() == []
+
+
+async def test_events_are_stored_with_the_proxys_and_unlisted_ones_refused(api: Api) -> None:
+    auth = {**EXTENSION, "authorization": f"Bearer {TOKEN}"}
+    body = {
+        "events": [
+            {"kind": "warning", "url": "https://leak.test/inbox"},
+            {"kind": "proceed", "url": "https://leak.test/inbox"},
+            {"kind": "warning", "url": "http://clean.test/"},
+            {"kind": "proceed", "url": "http://mirror.test/"},
+            {"kind": "block", "url": "http://mirror.test/"},
+        ]
+    }
+    response = await api.client.post("/v1/events", json=body, headers=auth)
+    assert response.status_code == 200, response.text
+    conforms(response.json(), "EventsResponse")
+    assert response.json()["accepted"] == 3
+    assert [(r["index"], r["error"]["code"]) for r in response.json()["rejected"]] == [
+        (2, "not_listed"),
+        (3, "no_way_through"),
+    ]
+    client = f"extension:{EXTENSION['origin']}"
+    assert await api.events() == [
+        ("warning", client, "leak.test/", "extension"),
+        ("proceed", client, "leak.test/", "extension"),
+        ("block", client, "mirror.test/", "extension"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("events", "names"),
+    [
+        ([{"kind": "clicked", "url": "http://mirror.test/"}], "events[0].kind"),
+        ([{"kind": "warning"}], "events[0].url"),
+        (["http://mirror.test/"], "events[0]"),
+        ([{"kind": "warning", "url": "http://mirror.test/"}] * 101, "at most 100"),
+    ],
+)
+async def test_a_malformed_event_is_refused_whole(api: Api, events: list[Any], names: str) -> None:
+    response = await api.client.post(
+        "/v1/events", json={"events": events}, headers={"authorization": f"Bearer {TOKEN}"}
+    )
+    assert response.status_code in (400, 413)
+    assert names in response.json()["error"]["message"]
+    assert await api.events() == []
+
+
+async def test_a_report_is_stored_with_its_comment(api: Api) -> None:
+    auth = {**EXTENSION, "authorization": f"Bearer {TOKEN}"}
+    response = await api.client.post(
+        "/v1/reports",
+        json={"url": "https://leak.test/press-kit", "comment": "our own press kit"},
+        headers=auth,
+    )
+    assert response.status_code == 202
+    conforms(response.json(), "ReportResponse")
+    assert await api.events() == [
+        ("report", f"extension:{EXTENSION['origin']}", "leak.test/", "our own press kit")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"url": "http://clean.test/"}, 422, "not_listed"),
+        ({"url": "http://mirror.test/", "comment": "x" * 2001}, 400, "comment_too_long"),
+        ({"url": "http://mirror.test/", "comment": 5}, 400, "invalid_request"),
+        ({"comment": "no url"}, 400, "invalid_request"),
+        ({"url": "http://"}, 400, "invalid_url"),
+    ],
+)
+async def test_a_bad_report_is_refused(api: Api, body: dict[str, Any], status: int, code: str) -> None:
+    response = await api.client.post("/v1/reports", json=body, headers={"authorization": f"Bearer {TOKEN}"})
+    assert error_of(response, status) == code
+    assert await api.events() == []
+
+
+# -- status, rules, document -----------------------------------------------------------
+
+
+async def test_status_reports_entries_feeds_and_uptime(api: Api) -> None:
+    response = await api.client.get("/v1/status")
+    assert response.status_code == 200
+    status = response.json()
+    conforms(status, "Status")
+    assert status["ok"] is True
+    assert status["index_entries"] == 4
+    assert status["sources"] == {"corp": 4}
+    assert status["feeds"] == []
+    assert status["stale"] is False
+    assert status["uptime_seconds"] >= 0
+    assert (status["proceed_allowed"], status["proceed_ttl_seconds"]) == (True, 600)
+
+
+async def test_rules_list_what_a_browser_can_enforce_local_entries_first(tmp_path: Path) -> None:
+    async with Store.in_dir(tmp_path) as store:
+        await store.import_entries(
+            "feed:corp", [Entry.listing("feed.test/", Action.BLOCK, source="feed:corp")], kind="feed"
+        )
+        await store.import_entries(
+            "feed:hashed",
+            [Entry(key=key_of("hashed.test/"), action=Action.BLOCK, source="feed:hashed")],
+            kind="feed",
+        )
+    async for api in _api(tmp_path, ENTRIES):
+        response = await api.client.get("/v1/rules")
+        assert response.status_code == 200
+        body = response.json()
+        conforms(body, "Rules")
+        expressions = [e["expression"] for e in body["entries"]]
+        # audit entries only log and hashed ones have no address: neither becomes a rule
+        assert sorted(expressions[:3]) == ["leak.test/", "mirror.test/", "press.leak.test/"]
+        assert expressions[3:] == ["feed.test/"]
+        assert [e["local"] for e in body["entries"]] == [True, True, True, False]
+        assert body["truncated"] is False
+        again = await api.client.get("/v1/rules", headers={"if-none-match": response.headers["etag"]})
+        assert again.status_code == 304
+        one = (await api.client.get("/v1/rules?limit=1")).json()
+        assert (len(one["entries"]), one["truncated"]) == (1, True)
+        for bad in ("0", "x", "30001", "-1"):
+            assert error_of(await api.client.get(f"/v1/rules?limit={bad}"), 400) == "invalid_parameter"
+
+
+async def test_the_openapi_document_covers_every_route(api: Api) -> None:
+    response = await api.client.get("/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.1")
+    documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    served = set()
+    for path, method in documented:
+        answer = await api.client.request(method, path, json={} if method == "POST" else None)
+        assert answer.status_code not in (404, 405), (method, path)
+        served.add((path, method))
+    assert served == {
+        ("/v1/status", "GET"),
+        ("/v1/check", "POST"),
+        ("/v1/rules", "GET"),
+        ("/v1/events", "POST"),
+        ("/v1/reports", "POST"),
+        ("/v1/openapi.json", "GET"),
+    }
+    jsonschema.Draft202012Validator.check_schema(document["components"]["schemas"]["CheckResponse"])
+
+
+# -- the addon serving it -----------------------------------------------------------------
+
+
+async def test_the_addon_serves_the_api_on_loopback_and_keeps_a_private_token(tmp_path: Path) -> None:
+    async with Store.in_dir(tmp_path) as store:
+        await store.import_entries("corp", ENTRIES)
+    linkwarn = Linkwarn()
+    api = LocalApi(linkwarn)
+    port = free_port()
+    with taddons.context(linkwarn, api) as tctx:
+        tctx.configure(linkwarn, linkwarn_data_dir=str(tmp_path))
+        tctx.configure(api, linkwarn_api_port=port)
+        linkwarn.running()
+        api.running()
+        await linkwarn.ready.wait()
+        assert api.address == f"http://127.0.0.1:{port}"
+        token_file = tmp_path / "api.token"
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        token = token_file.read_text().strip()
+        async with httpx.AsyncClient(base_url=api.address) as client:
+            result = (await client.post("/v1/check", json={"urls": ["http://mirror.test/"]})).json()
+            assert result["results"][0]["action"] == "block"
+            report = await client.post(
+                "/v1/reports",
+                json={"url": "http://mirror.test/"},
+                headers={"authorization": f"Bearer {token}"},
+            )
+            assert report.status_code == 202
+        await api.done()
+        await linkwarn.done()
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{port}/v1/status")
+
+
+async def test_a_busy_port_is_reported_and_the_proxy_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    linkwarn = Linkwarn()
+    api = LocalApi(linkwarn)
+    with taddons.context(linkwarn, api) as tctx:
+        tctx.configure(linkwarn, linkwarn_data_dir=str(tmp_path))
+        tctx.configure(api, linkwarn_api_port=port)
+        with caplog.at_level(logging.ERROR):
+            api.running()
+        assert api.address is None
+        assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+        linkwarn.running()
+        await linkwarn.ready.wait()
+        assert linkwarn.checker is not None
+        await linkwarn.done()
+    taken.close()
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_a_bad_api_port_is_refused(port: int) -> None:
+    api = LocalApi(Linkwarn())
+    with taddons.context(api) as tctx, pytest.raises(exceptions.OptionsError, match="linkwarn_api_port"):
+        tctx.configure(api, linkwarn_api_port=port)
+
+
+# -- against a running ``linkwarn run`` ------------------------------------------------------
+
+
+def test_linkwarn_run_serves_the_api_and_says_where_the_token_is(running_proxy: RunningProxy) -> None:
+    banner = "".join(running_proxy.output)
+    assert f"local API for the extension: {running_proxy.api_url}" in banner
+    assert str(running_proxy.data_dir / "api.token") in banner
+    assert running_proxy.api_token not in banner  # the path is printed, never the token
+    run_file = json.loads((running_proxy.data_dir / "run.json").read_text())
+    assert run_file["api"] == running_proxy.api_url
+    with httpx.Client(base_url=running_proxy.api_url, timeout=10) as client:
+        status = client.get("/v1/status").json()
+        conforms(status, "Status")
+        assert status["sources"] == {"sample": 6}
+        assert status["proxy"]["api"] == running_proxy.api_url
+        results = client.post(
+            "/v1/check",
+            json={"urls": ["http://mirror.test/any", "http://press.leak.example/", "http://ok.test/"]},
+        ).json()["results"]
+        assert [r["action"] for r in results] == ["block", "allow", None]
+        rebound = client.get("/v1/status", headers={"host": "rebind.example:" + str(running_proxy.api_port)})
+        assert rebound.status_code == 403
+        assert rebound.json()["error"]["code"] == "host_not_allowed"
+        page = client.post(
+            "/v1/reports", json={"url": "http://mirror.test/"}, headers={"origin": "http://page.example"}
+        )
+        assert page.json()["error"]["code"] == "origin_not_allowed"
+        report = client.post(
+            "/v1/reports",
+            json={"url": "http://mirror.test/", "comment": "from the API test"},
+            headers={"authorization": f"Bearer {running_proxy.api_token}"},
+        )
+        assert report.status_code == 202
