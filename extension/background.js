@@ -1,0 +1,392 @@
+// @ts-check
+/**
+ * The service worker: asks the proxy's local API about URLs, keeps the
+ * browser's own rules in step with the lists, guards navigations, and answers
+ * the content script, the warning page and the popup.
+ *
+ * Messages: a content script may only ask "check"; everything else ("verdict",
+ * "shown", "proceed", "report", "status") is accepted from the extension's own
+ * pages only, never from a web page's context.
+ */
+
+import { ApiClient, ApiError } from "./lib/api.js";
+import { BatchLookup, TtlCache, cacheKey } from "./lib/cache.js";
+import { FIRST_PASS_RULE_ID, freePassRuleId, hasPass, prunePasses } from "./lib/passes.js";
+import { EntryIndex, buildRules, passRule, ruleCatches } from "./lib/rules.js";
+import { KEYS, effectiveSettings } from "./lib/settings.js";
+
+/** @typedef {import("./lib/api.js").CheckResult} CheckResult */
+/** @typedef {import("./lib/rules.js").RuleEntry} RuleEntry */
+/** @typedef {import("./lib/passes.js").Pass} Pass */
+/**
+ * @typedef {object} Backend
+ * @property {boolean | null} reachable  null: not asked yet
+ * @property {number | null} checkedAt
+ * @property {string | null} error
+ * @property {any} status                /v1/status, as last seen
+ */
+
+const WARNING_URL = chrome.runtime.getURL("warning.html");
+const OWN_ORIGIN = new URL(WARNING_URL).origin;
+const REFRESH_MINUTES = 1;
+const RECENT_MAX = 20;
+const CHECK_MAX = 2000; // URLs per content-script message
+
+const verdicts = /** @type {TtlCache<CheckResult>} */ (new TtlCache(20000, 5 * 60 * 1000));
+const lookup = new BatchLookup(askProxy, verdicts);
+/** @type {{client: ApiClient, settings: import("./lib/settings.js").Settings, locked: string[], problems: string[]} | null} */
+let current = null;
+/** @type {EntryIndex | null} */
+let known = null;
+/** @type {Set<string>} */
+let covered = new Set();
+
+// -- settings and the API client ---------------------------------------------------
+
+async function configuration() {
+  if (current) return current;
+  /** @type {Record<string, unknown>} */
+  let managed = {};
+  try {
+    managed = await chrome.storage.managed.get(null);
+  } catch {
+    // no managed storage here (some browsers, unpacked builds): the options page decides
+  }
+  const local = await chrome.storage.local.get([...KEYS]);
+  const { settings, locked, problems } = effectiveSettings(managed, local);
+  current = { client: new ApiClient(settings.apiUrl, settings.apiToken), settings, locked, problems };
+  return current;
+}
+
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area === "managed" || (area === "local" && KEYS.some((key) => key in changes))) {
+    current = null;
+    verdicts.clear();
+    void refresh();
+  }
+});
+
+// -- backend state and the toolbar badge ---------------------------------------------
+
+/**
+ * What the extension stored under *key* (backend, rules, passes, recent).
+ * @param {string} key
+ * @returns {Promise<any>}
+ */
+async function stored(key) {
+  return (await chrome.storage.local.get(key))[key];
+}
+
+/** @returns {Promise<Backend>} */
+async function backend() {
+  return (await stored("backend")) ?? { reachable: null, checkedAt: null, error: null, status: null };
+}
+
+/** @param {Partial<Backend>} change */
+async function setBackend(change) {
+  const before = await backend();
+  const after = { ...before, ...change, checkedAt: Date.now() };
+  await chrome.storage.local.set({ backend: after });
+  if (before.reachable !== after.reachable || before.error !== after.error || change.status) await showBadge(after);
+}
+
+/** @param {Backend} state */
+async function showBadge(state) {
+  const { settings } = await configuration();
+  if (state.reachable === false) {
+    await chrome.action.setBadgeText({ text: "!" });
+    await chrome.action.setBadgeBackgroundColor({ color: "#b3261e" });
+    await chrome.action.setTitle({
+      title: `linkwarn: cannot reach the proxy at ${settings.apiUrl} (${state.error}). Links it already listed are still marked.`,
+    });
+  } else if (state.status && state.status.stale) {
+    await chrome.action.setBadgeText({ text: "old" });
+    await chrome.action.setBadgeBackgroundColor({ color: "#b26a00" });
+    await chrome.action.setTitle({ title: "linkwarn: the lists are past their expiry (stale)" });
+  } else {
+    await chrome.action.setBadgeText({ text: "" });
+    const entries = state.status ? ` (${state.status.index_entries} entries)` : "";
+    await chrome.action.setTitle({ title: `linkwarn: protecting${entries}` });
+  }
+}
+
+/** @param {unknown} error */
+function describe(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// -- lookups ----------------------------------------------------------------------------
+
+/** @param {string[]} urls */
+async function askProxy(urls) {
+  const { client } = await configuration();
+  try {
+    const results = await client.check(urls);
+    void setBackend({ reachable: true, error: null });
+    return results;
+  } catch (error) {
+    if (error instanceof ApiError && (error.code === "unreachable" || error.code === "timeout")) {
+      void setBackend({ reachable: false, error: describe(error) });
+    }
+    throw error;
+  }
+}
+
+async function knownEntries() {
+  if (!known) {
+    const rules = await stored("rules");
+    known = new EntryIndex(rules?.entries ?? []);
+    covered = new Set(rules?.covered ?? []);
+  }
+  return known;
+}
+
+/** @param {string} text */
+async function sha256Hex(text) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * What is known about *url* without the proxy: the entries it last sent.
+ * @param {string} url
+ * @returns {Promise<CheckResult>}
+ */
+async function offlineVerdict(url) {
+  const entry = (await knownEntries()).match(url);
+  const listed = entry !== null && entry.action !== "allow";
+  return {
+    url,
+    canonical: null,
+    listed,
+    action: entry ? entry.action : null,
+    reason: entry?.reason ?? null,
+    entry: entry?.expression ?? null,
+    entry_key: entry ? await sha256Hex(entry.expression) : null,
+    list: entry?.list ?? null,
+    expires_at: entry?.expires_at ?? null,
+    may_proceed: entry?.action === "warn" && (await backend()).status?.proceed_allowed !== false,
+    proceed_ttl_seconds: entry?.action === "warn" ? (await backend()).status?.proceed_ttl_seconds ?? 900 : null,
+    error: null,
+    offline: true,
+  };
+}
+
+/**
+ * Verdicts for *urls* by cache key: from the proxy, or from known entries when it cannot be asked.
+ * @param {string[]} urls
+ * @returns {Promise<Map<string, CheckResult>>}
+ */
+async function check(urls) {
+  try {
+    return await lookup.lookup(urls);
+  } catch {
+    /** @type {Map<string, CheckResult>} */
+    const found = new Map();
+    for (const url of urls) found.set(cacheKey(url), await offlineVerdict(cacheKey(url)));
+    return found;
+  }
+}
+
+// -- the browser's own rules ---------------------------------------------------------------
+
+/** Fetch the entries a browser can enforce and replace the dynamic rules in one call. */
+async function syncRules() {
+  const { client, settings } = await configuration();
+  const saved = await stored("rules");
+  const sameMode = saved?.mode === settings.mode;
+  const answer = await client.rules(sameMode ? saved?.etag : undefined);
+  const entries = answer.status === 304 ? saved.entries : answer.body.entries;
+  const built = buildRules(entries, { warningUrl: WARNING_URL });
+  const rules = settings.mode === "warn" ? built.rules : [];
+  const existing = await chrome.declarativeNetRequest.getDynamicRules();
+  await chrome.declarativeNetRequest.updateDynamicRules({
+    removeRuleIds: existing.map((rule) => rule.id).filter((id) => id < FIRST_PASS_RULE_ID),
+    addRules: rules,
+  });
+  const record = {
+    entries,
+    etag: answer.status === 304 ? saved.etag : answer.etag,
+    mode: settings.mode,
+    covered: settings.mode === "warn" ? [...built.covered] : [],
+    uncovered: built.uncovered.length,
+    truncated: answer.status === 304 ? saved.truncated : answer.body.truncated,
+    rules: rules.length,
+    syncedAt: Date.now(),
+  };
+  await chrome.storage.local.set({ rules: record });
+  known = new EntryIndex(entries);
+  covered = new Set(record.covered);
+}
+
+async function prune() {
+  const { live, expiredRuleIds } = prunePasses((await stored("passes")) ?? {});
+  if (expiredRuleIds.length) await chrome.declarativeNetRequest.updateSessionRules({ removeRuleIds: expiredRuleIds });
+  await chrome.storage.local.set({ passes: live });
+  return live;
+}
+
+/** Ask the proxy how it is, and bring the rules up to date. */
+async function refresh() {
+  await prune();
+  try {
+    const { client } = await configuration();
+    const status = await client.status();
+    await setBackend({ reachable: true, error: null, status });
+    await syncRules();
+  } catch (error) {
+    await setBackend({ reachable: false, error: describe(error) });
+  }
+}
+
+chrome.runtime.onInstalled.addListener(() => {
+  void chrome.alarms.create("refresh", { periodInMinutes: REFRESH_MINUTES });
+  void refresh();
+});
+chrome.runtime.onStartup.addListener(() => void refresh());
+chrome.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === "refresh") void refresh();
+});
+
+// -- navigations ------------------------------------------------------------------------------
+
+/**
+ * The warning page for a listed top-level navigation that the browser's rules
+ * did not already catch (hashed entries, entries past the rule limits, URLs
+ * spelled so that only the proxy's canonicalization recognizes them).
+ * @param {number} tabId
+ * @param {string} url
+ */
+async function guardNavigation(tabId, url) {
+  const { settings } = await configuration();
+  if (settings.mode !== "warn") return;
+  const result = (await check([url])).get(cacheKey(url));
+  if (!result || !result.listed || (result.action !== "block" && result.action !== "warn")) return;
+  const passes = (await stored("passes")) ?? {};
+  if (result.action === "warn" && result.entry_key && hasPass(passes, result.entry_key)) return;
+  await knownEntries();
+  if (result.entry && covered.has(result.entry) && ruleCatches(url, result.entry)) return;
+  await chrome.tabs.update(tabId, { url: `${WARNING_URL}#${url}` });
+}
+
+chrome.webNavigation.onBeforeNavigate.addListener((details) => {
+  if (details.frameId === 0 && /^https?:/.test(details.url)) void guardNavigation(details.tabId, details.url);
+});
+
+// -- events --------------------------------------------------------------------------------------
+
+/**
+ * Tell the proxy (it stores these with its own events) and keep the recent list for the popup.
+ * @param {"warning" | "block" | "proceed"} kind
+ * @param {CheckResult} result
+ */
+async function record(kind, result) {
+  const recent = (await stored("recent")) ?? [];
+  recent.unshift({ at: Date.now(), kind, url: result.url, entry: result.entry, reason: result.reason });
+  await chrome.storage.local.set({ recent: recent.slice(0, RECENT_MAX) });
+  const { client } = await configuration();
+  try {
+    await client.events([{ kind, url: result.url }]);
+  } catch (error) {
+    // Still shown and recorded here; the proxy's log misses it (no token, or unreachable).
+    console.info("linkwarn: event not sent to the proxy:", describe(error));
+  }
+}
+
+/**
+ * @param {string} url
+ * @returns {Promise<CheckResult>}
+ */
+async function verdictFor(url) {
+  const result = (await check([url])).get(cacheKey(url));
+  if (!result) throw new Error("no verdict");
+  return result;
+}
+
+/** @param {string} url */
+async function proceed(url) {
+  const result = await verdictFor(url);
+  if (result.action !== "warn" || !result.may_proceed || !result.entry_key) {
+    return { ok: false, error: "There is no way through to this address." };
+  }
+  const passes = await prune();
+  await knownEntries();
+  const expires = Date.now() + (result.proceed_ttl_seconds ?? 900) * 1000;
+  let ruleId = null;
+  const entry = result.entry ? known?.byExpression.get(result.entry)?.find((e) => e.action === "warn") : undefined;
+  if (entry && covered.has(entry.expression)) {
+    ruleId = passes[result.entry_key]?.ruleId ?? freePassRuleId(passes);
+    await chrome.declarativeNetRequest.updateSessionRules({ removeRuleIds: [ruleId], addRules: [passRule(entry, ruleId)] });
+  }
+  passes[result.entry_key] = { expression: result.entry, expires, ruleId };
+  await chrome.storage.local.set({ passes });
+  await record("proceed", result);
+  return { ok: true, expires };
+}
+
+// -- messages ----------------------------------------------------------------------------------
+
+/**
+ * @param {any} message
+ * @param {boolean} ownPage
+ */
+async function handle(message, ownPage) {
+  if (message?.type === "check") {
+    const urls = Array.isArray(message.urls) ? message.urls.filter((/** @type {unknown} */ u) => typeof u === "string").slice(0, CHECK_MAX) : [];
+    const found = await check(urls);
+    /** @type {Record<string, {action: string | null, reason: string | null, entry: string | null}>} */
+    const listed = {};
+    for (const [key, result] of found) {
+      if (result.listed && (result.action === "block" || result.action === "warn")) {
+        listed[key] = { action: result.action, reason: result.reason, entry: result.entry };
+      }
+    }
+    return { listed, reachable: (await backend()).reachable };
+  }
+  if (!ownPage) throw new Error(`not accepted from a web page: ${String(message?.type)}`);
+  switch (message.type) {
+    case "verdict":
+      return { result: await verdictFor(String(message.url)) };
+    case "shown": {
+      const result = await verdictFor(String(message.url));
+      if (result.listed && (result.action === "warn" || result.action === "block")) {
+        await record(result.action === "warn" ? "warning" : "block", result);
+      }
+      return { ok: true };
+    }
+    case "proceed":
+      return proceed(String(message.url));
+    case "report": {
+      const { client } = await configuration();
+      try {
+        await client.report(String(message.url), String(message.comment ?? "").slice(0, 2000));
+        return { ok: true };
+      } catch (error) {
+        return { ok: false, error: describe(error) };
+      }
+    }
+    case "status": {
+      if (message.refresh) await refresh();
+      const { settings, locked, problems } = await configuration();
+      const rules = await stored("rules");
+      return {
+        settings: { ...settings, apiToken: settings.apiToken ? "set" : "" },
+        locked,
+        problems,
+        backend: (await stored("backend")) ?? null,
+        rules: rules ? { ...rules, entries: rules.entries.length } : null,
+        recent: (await stored("recent")) ?? [],
+        passes: Object.keys((await stored("passes")) ?? {}).length,
+      };
+    }
+    default:
+      throw new Error(`unknown message: ${String(message.type)}`);
+  }
+}
+
+chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+  if (sender.id !== chrome.runtime.id) return false;
+  const ownPage = typeof sender.url === "string" && sender.url.startsWith(`${OWN_ORIGIN}/`);
+  handle(message, ownPage).then(sendResponse, (error) => sendResponse({ error: describe(error) }));
+  return true;
+});

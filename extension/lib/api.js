@@ -1,0 +1,127 @@
+// @ts-check
+/**
+ * The client of the proxy's local API (see /v1/openapi.json there).
+ */
+
+/**
+ * @typedef {object} CheckResult
+ * @property {string} url
+ * @property {string | null} canonical
+ * @property {boolean} listed
+ * @property {"block" | "warn" | "audit" | "allow" | null} action
+ * @property {string | null} reason
+ * @property {string | null} entry
+ * @property {string | null} entry_key
+ * @property {string | null} list
+ * @property {number | null} expires_at
+ * @property {boolean} may_proceed
+ * @property {number | null} proceed_ttl_seconds
+ * @property {{code: string, message: string} | null} error
+ * @property {boolean} [offline]  answered from known entries while the proxy was unreachable
+ */
+
+/** Thrown when the API cannot be reached or refuses: `code` says which. */
+export class ApiError extends Error {
+  /**
+   * @param {string} code  "unreachable", "timeout", or the API's own error code
+   * @param {string} message
+   * @param {number} [status]
+   */
+  constructor(code, message, status = 0) {
+    super(message);
+    this.name = "ApiError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+export class ApiClient {
+  /**
+   * @param {string} baseUrl
+   * @param {string} token
+   * @param {{fetch?: typeof fetch, timeoutMs?: number}} [options]
+   */
+  constructor(baseUrl, token, { fetch: fetchImpl = globalThis.fetch.bind(globalThis), timeoutMs = 5000 } = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.token = token;
+    this.fetch = fetchImpl;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: unknown, write?: boolean, etag?: string}} [options]
+   * @returns {Promise<{status: number, body: any, etag: string | null}>}
+   */
+  async request(method, path, { body, write = false, etag } = {}) {
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (write) {
+      if (!this.token) throw new ApiError("token_missing", "no API token is set (options page, or policy)");
+      headers.authorization = `Bearer ${this.token}`;
+    }
+    if (etag) headers["if-none-match"] = etag;
+    let response;
+    try {
+      response = await this.fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        credentials: "omit",
+        cache: "no-store",
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+      throw new ApiError(
+        timedOut ? "timeout" : "unreachable",
+        timedOut ? `no answer from ${this.baseUrl} in ${this.timeoutMs} ms` : `cannot reach ${this.baseUrl}`,
+      );
+    }
+    if (response.status === 304) return { status: 304, body: null, etag: response.headers.get("etag") };
+    let parsed = null;
+    try {
+      parsed = await response.json();
+    } catch {
+      throw new ApiError("bad_answer", `${path} answered ${response.status} without JSON`, response.status);
+    }
+    if (!response.ok) {
+      const error = parsed && parsed.error;
+      throw new ApiError(error?.code ?? "http_error", error?.message ?? `HTTP ${response.status}`, response.status);
+    }
+    return { status: response.status, body: parsed, etag: response.headers.get("etag") };
+  }
+
+  status() {
+    return this.request("GET", "/v1/status").then((r) => r.body);
+  }
+
+  /**
+   * @param {string[]} urls  at most 500
+   * @returns {Promise<CheckResult[]>}
+   */
+  async check(urls) {
+    const { body } = await this.request("POST", "/v1/check", { body: { urls } });
+    if (!body || !Array.isArray(body.results) || body.results.length !== urls.length) {
+      throw new ApiError("bad_answer", "/v1/check did not answer one result per URL");
+    }
+    return body.results;
+  }
+
+  /** @param {string} [etag] */
+  rules(etag) {
+    return this.request("GET", "/v1/rules", { etag });
+  }
+
+  /** @param {{kind: "warning" | "block" | "proceed", url: string}[]} events */
+  events(events) {
+    return this.request("POST", "/v1/events", { body: { events }, write: true }).then((r) => r.body);
+  }
+
+  /** @param {string} url @param {string} comment */
+  report(url, comment) {
+    return this.request("POST", "/v1/reports", { body: { url, comment }, write: true }).then((r) => r.body);
+  }
+}

@@ -1,0 +1,97 @@
+// @ts-check
+/**
+ * The warning page. It keeps no state: the listed URL is its own address after
+ * "#", put there by the browser's redirect rule or by the service worker, and
+ * the verdict comes from the service worker. Every value is set as text, never
+ * as HTML.
+ */
+
+const blocked = location.hash.slice(1);
+const page = /** @type {HTMLElement} */ (document.getElementById("page"));
+
+/** @param {string} id */
+function element(id) {
+  return /** @type {HTMLElement} */ (document.getElementById(id));
+}
+
+/** @param {any} message */
+async function ask(message) {
+  const answer = await chrome.runtime.sendMessage(message);
+  if (answer && answer.error) throw new Error(answer.error);
+  return answer;
+}
+
+function goBack() {
+  if (history.length > 1) history.back();
+  else location.replace("about:blank");
+}
+
+async function show() {
+  element("url").textContent = blocked;
+  element("back").addEventListener("click", goBack);
+  if (!/^https?:\/\//.test(blocked)) {
+    element("title").textContent = "No address to check";
+    return;
+  }
+  let result;
+  try {
+    ({ result } = await ask({ type: "verdict", url: blocked }));
+  } catch (error) {
+    element("title").textContent = "This address could not be checked";
+    element("note").textContent = String(error instanceof Error ? error.message : error);
+    element("note").hidden = false;
+    return;
+  }
+  const blocking = result.action === "block";
+  page.dataset.state = result.listed ? result.action : "clear";
+  if (!result.listed || (result.action !== "block" && result.action !== "warn")) {
+    element("title").textContent = "This address is not listed";
+    element("note").textContent = "It was listed when you opened it, or the lists changed since.";
+    element("note").hidden = false;
+    const open = /** @type {HTMLButtonElement} */ (element("proceed"));
+    open.textContent = "Open it";
+    open.hidden = false;
+    open.addEventListener("click", () => location.replace(blocked));
+    return;
+  }
+  document.title = blocking ? "linkwarn: blocked" : "linkwarn: warning";
+  element("title").textContent = blocking
+    ? "This page is blocked: it is a known copy of leaked material"
+    : "Warning: this page is a known copy of leaked material";
+  element("reason").textContent = result.reason || "No reason was given.";
+  element("entry").textContent = result.entry ?? "";
+  element("list").textContent = result.list ?? "";
+  element("facts").hidden = false;
+  if (result.offline) {
+    element("note").textContent =
+      "The linkwarn proxy could not be reached, so this is what the extension already knew about the address.";
+    element("note").hidden = false;
+  }
+  if (result.may_proceed) {
+    const proceed = /** @type {HTMLButtonElement} */ (element("proceed"));
+    const minutes = Math.max(1, Math.round((result.proceed_ttl_seconds ?? 900) / 60));
+    proceed.textContent = `Proceed anyway (for ${minutes} minutes)`;
+    proceed.hidden = false;
+    proceed.addEventListener("click", async () => {
+      proceed.disabled = true;
+      const answer = await ask({ type: "proceed", url: blocked });
+      if (answer.ok) location.replace(blocked);
+      else {
+        element("note").textContent = answer.error;
+        element("note").hidden = false;
+      }
+    });
+  }
+  element("report-box").hidden = false;
+  element("report").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const comment = /** @type {HTMLTextAreaElement} */ (element("comment")).value;
+    const answer = await ask({ type: "report", url: blocked, comment });
+    element("report-result").textContent = answer.ok
+      ? "Thank you, your report was sent. IT will review whether this address is listed by mistake."
+      : `The report could not be sent: ${answer.error}`;
+  });
+  await ask({ type: "shown", url: blocked });
+}
+
+void show();
