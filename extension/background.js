@@ -34,7 +34,7 @@ const CHECK_MAX = 2000; // URLs per content-script message
 
 const verdicts = /** @type {TtlCache<CheckResult>} */ (new TtlCache(20000, 5 * 60 * 1000));
 const lookup = new BatchLookup(askProxy, verdicts);
-/** @type {{client: ApiClient, settings: import("./lib/settings.js").Settings, locked: string[], problems: string[]} | null} */
+/** @type {Promise<{client: ApiClient, settings: import("./lib/settings.js").Settings, locked: string[], problems: string[]}> | null} */
 let current = null;
 /** @type {EntryIndex | null} */
 let known = null;
@@ -43,28 +43,50 @@ let covered = new Set();
 
 // -- settings and the API client ---------------------------------------------------
 
-async function configuration() {
-  if (current) return current;
-  /** @type {Record<string, unknown>} */
-  let managed = {};
-  try {
-    managed = await chrome.storage.managed.get(null);
-  } catch {
-    // no managed storage here (some browsers, unpacked builds): the options page decides
-  }
-  const local = await chrome.storage.local.get([...KEYS]);
-  const { settings, locked, problems } = effectiveSettings(managed, local);
-  current = { client: new ApiClient(settings.apiUrl, settings.apiToken), settings, locked, problems };
+/** The settings in force and a client for them, shared by every caller until they change. */
+function configuration() {
+  current ??= (async () => {
+    const managed = (await stored("policy")) ?? (await readPolicy());
+    const local = await chrome.storage.local.get([...KEYS]);
+    const { settings, locked, problems } = effectiveSettings(managed, local);
+    return { client: new ApiClient(settings.apiUrl, settings.apiToken), settings, locked, problems };
+  })();
   return current;
 }
 
-chrome.storage.onChanged.addListener((changes, area) => {
-  if (area === "managed" || (area === "local" && KEYS.some((key) => key in changes))) {
-    current = null;
-    verdicts.clear();
-    void refresh();
+/**
+ * What IT set by policy. Reading managed storage can take seconds (it is slow
+ * in Chromium on Linux even with no policy), so the last values read are kept
+ * and used at once; a fresh read replaces them when it arrives.
+ * @returns {Promise<Record<string, unknown>>}
+ */
+async function readPolicy() {
+  /** @type {Record<string, unknown>} */
+  let values = {};
+  try {
+    values = await chrome.storage.managed.get(null);
+  } catch {
+    // no managed storage here (some browsers, unpacked builds): the options page decides
   }
+  const before = await stored("policy");
+  if (JSON.stringify(before) !== JSON.stringify(values)) {
+    await chrome.storage.local.set({ policy: values });
+    if (before !== undefined) forget();
+  }
+  return values;
+}
+
+function forget() {
+  current = null;
+  verdicts.clear();
+  void refresh();
+}
+
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area === "managed") void readPolicy();
+  else if (area === "local" && KEYS.some((key) => key in changes)) forget();
 });
+void readPolicy();
 
 // -- backend state and the toolbar badge ---------------------------------------------
 
@@ -269,9 +291,16 @@ async function guardNavigation(tabId, url) {
   await chrome.tabs.update(tabId, { url: `${WARNING_URL}#${url}` });
 }
 
-chrome.webNavigation.onBeforeNavigate.addListener((details) => {
-  if (details.frameId === 0 && /^https?:/.test(details.url)) void guardNavigation(details.tabId, details.url);
-});
+/** @param {{tabId: number, frameId: number, url: string}} details */
+function onNavigation(details) {
+  if (details.frameId !== 0 || !/^https?:/.test(details.url)) return;
+  guardNavigation(details.tabId, details.url).catch((error) => console.error("linkwarn: navigation check failed:", error));
+}
+// Checked when the navigation starts (usually answered before the page is
+// fetched), and again when it commits: a page that was fetched before the
+// answer came is replaced as soon as it is shown.
+chrome.webNavigation.onBeforeNavigate.addListener(onNavigation);
+chrome.webNavigation.onCommitted.addListener(onNavigation);
 
 // -- events --------------------------------------------------------------------------------------
 

@@ -1,0 +1,472 @@
+"""The unpacked extension in headless Chromium (Debian's), against a running ``linkwarn run``.
+
+Pages come from a server on 127.0.0.1; the sample list's hosts (``*.example``,
+``*.test``) resolve to it too, so a Proceed lands on a real page, and any other
+name fails to resolve: nothing leaves this machine. The browser does not use
+the proxy here: every warning seen is the extension's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Worker, sync_playwright
+
+from .support.servers import ROOT, RunningProxy, free_port
+
+EXTENSION = ROOT / "extension"
+LISTED = {
+    "http://leak.example/inbox": "warn",
+    "https://mirror.test/films/": "block",
+    "http://files.example/dump/salaries.xlsx": "block",
+    "http://paste.example/raw/salaries?v=2": "warn",
+}
+NOT_MARKED = [
+    "http://press.leak.example/story",  # allow
+    "http://archive.example/copy",  # audit: logged by the proxy, not marked
+    "http://clean.example/",
+    "http://leak.example.clean.test/",
+    "mailto:someone@leak.example",
+]
+
+
+def _links_page(urls: list[str], script: str = "") -> str:
+    links = "".join(f'<li><a href="{url}">{url}</a></li>' for url in urls)
+    head = "<!doctype html><meta charset=utf-8><title>links</title>"
+    return f"{head}<ul id=list>{links}</ul><script>{script}</script>"
+
+
+DYNAMIC_SCRIPT = """
+window.addLink = (url) => {
+  const li = document.createElement('li');
+  const a = document.createElement('a');
+  a.href = url; a.textContent = url; li.append(a);
+  document.getElementById('list').append(li);
+};
+setTimeout(() => window.addLink('http://leak.example/later'), 300);
+"""
+
+MANY_SCRIPT = """
+// How long the page's own work waits while the links are marked: the longest gap between ticks.
+window.longestGap = 0;
+let last = performance.now();
+setInterval(() => {
+  const now = performance.now();
+  window.longestGap = Math.max(window.longestGap, now - last);
+  last = now;
+}, 10);
+"""
+
+
+class _PageHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        host = self.headers.get("host", "").split(":")[0]
+        if host == "127.0.0.1" and parts.path == "/links":
+            body = _links_page([*LISTED, *NOT_MARKED])
+        elif host == "127.0.0.1" and parts.path == "/dynamic":
+            body = _links_page(["http://clean.example/first"], DYNAMIC_SCRIPT)
+        elif host == "127.0.0.1" and parts.path == "/many":
+            count = int(query["n"][0])
+            urls = [
+                f"http://paste.example/raw/salaries?id={i}" if i % 20 == 0 else f"http://site{i}.example/p{i}"
+                for i in range(count)
+            ]
+            body = _links_page(urls, MANY_SCRIPT)
+        elif host == "127.0.0.1" and parts.path == "/start":
+            body = "<!doctype html><title>start</title><h1>start page</h1>"
+        else:
+            body = f"<!doctype html><title>site</title><h1>site page</h1><p id=where>{host}{self.path}</p>"
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/html; charset=utf-8")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def pages() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Browser:
+    context: BrowserContext
+    worker: Worker
+    extension_id: str
+    proxy: RunningProxy
+    pages: str
+
+    @property
+    def origin(self) -> str:
+        return f"chrome-extension://{self.extension_id}"
+
+    def storage(self, key: str) -> Any:
+        return self.worker.evaluate(f"async () => (await chrome.storage.local.get({key!r}))[{key!r}]")
+
+    def configure(self, **settings: str) -> None:
+        """Set options as the options page would, then wait until the rules follow them."""
+        before = (self.storage("rules") or {}).get("syncedAt", 0)
+        self.worker.evaluate("async (s) => { await chrome.storage.local.set(s); }", settings)
+        if settings.get("apiUrl", self.proxy.api_url) == self.proxy.api_url:
+            wait_until(lambda: (self.storage("rules") or {}).get("syncedAt", 0) > before, "the rules to sync")
+
+    def page(self) -> Page:
+        return self.context.new_page()
+
+
+def wait_until(condition: Callable[[], Any], what: str, seconds: float = 15) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")  # *what* may name the state reached
+
+
+@pytest.fixture(scope="module")
+def browser(
+    running_proxy: RunningProxy, pages: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is needed (.ci/run installs it)"
+    page_port = pages.rsplit(":", 1)[1]
+    rules = (
+        f"MAP *.example 127.0.0.1:{page_port}, MAP *.test 127.0.0.1:{page_port}, "
+        "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+    )
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=executable,
+            headless=True,
+            args=[
+                f"--disable-extensions-except={EXTENSION}",
+                f"--load-extension={EXTENSION}",
+                f"--host-resolver-rules={rules}",
+            ],
+        )
+        worker = (
+            context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+        )
+        extension_id = urlsplit(worker.url).hostname
+        assert extension_id
+        opened = Browser(context, worker, extension_id, running_proxy, pages)
+        opened.configure(apiUrl=running_proxy.api_url, apiToken=running_proxy.api_token)
+        yield opened
+        context.close()
+
+
+def marked(page: Page) -> dict[str, str]:
+    found: dict[str, str] = page.eval_on_selector_all(
+        "a[data-linkwarn]", "links => Object.fromEntries(links.map(a => [a.href, a.dataset.linkwarn]))"
+    )
+    return found
+
+
+def proxy_events(proxy: RunningProxy) -> list[tuple[str, str, str | None]]:
+    """The events the proxy stored (kind, client, detail), read from its SQLite file."""
+    with sqlite3.connect(f"file:{proxy.data_dir / 'linkwarn.sqlite3'}?mode=ro", uri=True) as db:
+        return list(db.execute("SELECT kind, client, detail FROM events ORDER BY id"))
+
+
+def extension_events(proxy: RunningProxy, kind: str) -> list[tuple[str, str, str | None]]:
+    return [e for e in proxy_events(proxy) if e[0] == kind and e[1].startswith("extension")]
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Kept for the README when LINKWARN_SCREENSHOT_DIR is set."""
+    directory = os.environ.get("LINKWARN_SCREENSHOT_DIR")
+    if directory:
+        page.screenshot(path=str(Path(directory) / name))
+
+
+# -- marking links ---------------------------------------------------------------------
+
+
+def test_listed_links_are_marked_and_others_are_not(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/links")
+    wait_until(lambda: len(marked(page)) == len(LISTED), "the listed links to be marked")
+    assert marked(page) == {
+        page.evaluate("u => new URL(u).href", url): action for url, action in LISTED.items()
+    }
+    badge = page.locator('a[href="http://leak.example/inbox"] + span.linkwarn-badge')
+    assert badge.inner_text() == "⚠ listed"
+    assert badge.get_attribute("title") == (
+        "linkwarn — warning: Sample entry: a mirror of stolen company e-mail and salary sheets"
+    )
+    assert badge.is_visible()
+    block = page.locator('a[href="https://mirror.test/films/"] + span.linkwarn-badge')
+    assert block.inner_text() == "⛔ blocked"
+    assert page.locator("span.linkwarn-badge").count() == len(LISTED)
+    page.hover('a[href="http://leak.example/inbox"] + span.linkwarn-badge')
+    screenshot(page, "marked-links.png")
+    page.close()
+
+
+def test_links_added_later_are_marked(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/dynamic")
+    wait_until(lambda: "http://leak.example/later" in marked(page), "the timed link to be marked")
+    page.evaluate("window.addLink('https://mirror.test/added-by-click')")
+    page.evaluate("window.addLink('http://clean.example/added')")
+    wait_until(lambda: "https://mirror.test/added-by-click" in marked(page), "the added link to be marked")
+    # A link whose address changes is looked at again.
+    page.evaluate(
+        "document.querySelector('a[href=\"http://clean.example/first\"]').href = 'http://files.example/dump/'"
+    )
+    wait_until(lambda: "http://files.example/dump/" in marked(page), "the changed link to be marked")
+    assert set(marked(page)) == {
+        "http://leak.example/later",
+        "https://mirror.test/added-by-click",
+        "http://files.example/dump/",
+    }
+    page.close()
+
+
+def test_a_page_with_thousands_of_links_stays_responsive(browser: Browser) -> None:
+    count = 5000
+    page = browser.page()
+    page.goto(f"{browser.pages}/many?n={count}")
+    started = time.monotonic()
+    wait_until(
+        lambda: len(marked(page)) == count // 20, "every listed link among 5000 to be marked", seconds=60
+    )
+    elapsed = time.monotonic() - started
+    longest_gap = page.evaluate("window.longestGap")
+    print(f"marked {count // 20} of {count} links in {elapsed:.2f} s; longest timer gap {longest_gap:.0f} ms")
+    assert page.locator("span.linkwarn-badge").count() == count // 20
+    # The page's own timers kept running while the links were marked (a bound
+    # loose enough for a loaded CI machine, far below a frozen page).
+    assert longest_gap < 1000
+    page.close()
+
+
+# -- navigating -------------------------------------------------------------------------
+
+
+def _warning(page: Page, browser: Browser, url: str) -> None:
+    expected = f"{browser.origin}/warning.html#{url}"
+    wait_until(lambda: page.url == expected, f"the warning page for {url}, not {page.url}")
+    page.wait_for_selector("main[data-state='warn'], main[data-state='block']")
+
+
+def test_navigating_to_a_warn_entry_shows_the_warning_page_and_proceed_works(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    before = len(extension_events(browser.proxy, "warning"))
+    page.goto("http://leak.example/inbox?id=7", wait_until="commit")
+    _warning(page, browser, "http://leak.example/inbox?id=7")
+    assert page.title() == "linkwarn: warning"
+    assert (
+        page.locator("#reason").inner_text()
+        == "Sample entry: a mirror of stolen company e-mail and salary sheets"
+    )
+    assert page.locator("#entry").inner_text() == "leak.example/"
+    assert page.locator("#list").inner_text() == "sample"
+    assert page.locator("#proceed").inner_text() == "Proceed anyway (for 15 minutes)"
+    screenshot(page, "warning-page.png")
+    wait_until(
+        lambda: len(extension_events(browser.proxy, "warning")) > before, "the warning event at the proxy"
+    )
+    with page.expect_navigation():
+        page.click("#proceed")
+    page.wait_for_selector("#where")
+    assert page.locator("#where").inner_text() == "leak.example/inbox?id=7"
+    wait_until(lambda: extension_events(browser.proxy, "proceed"), "the proceed event at the proxy")
+    # The pass covers the whole entry for a while, as the proxy's does; not other entries.
+    page.goto("http://www.leak.example/other")
+    assert page.locator("#where").inner_text() == "www.leak.example/other"
+    page.goto("http://paste.example/raw/salaries", wait_until="commit")
+    _warning(page, browser, "http://paste.example/raw/salaries")
+    page.close()
+
+
+def test_a_block_entry_has_no_way_through_and_go_back_works(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    page.goto("https://mirror.test/films/new", wait_until="commit")
+    _warning(page, browser, "https://mirror.test/films/new")
+    assert page.title() == "linkwarn: blocked"
+    assert page.locator("#proceed").is_hidden()
+    page.click("#back")
+    wait_until(lambda: page.url == f"{browser.pages}/start", "the previous page")
+    page.close()
+
+
+def test_an_address_only_the_proxy_recognizes_is_caught_on_navigation(browser: Browser) -> None:
+    """%2F is a slash only after canonicalization: no browser rule matches, the proxy's check does."""
+    rules = browser.storage("rules")
+    assert "files.example/dump/" in rules["covered"]
+    url = "http://files.example/dump%2Fsecret.zip"
+    page = browser.page()
+    page.goto(url, wait_until="commit")
+    # The service worker sends the tab to the warning page. (Playwright loses sight of a
+    # page that an extension navigates to its own origin, so ask the browser's tabs.)
+    warning = f"{browser.origin}/warning.html#{url}"
+    tabs = "async () => (await chrome.tabs.query({})).map(t => t.url)"
+    wait_until(lambda: warning in browser.worker.evaluate(tabs), "the tab to show the warning page")
+    assert url not in browser.worker.evaluate(tabs)
+    shown = browser.page()
+    shown.goto(warning)
+    shown.wait_for_selector("main[data-state='block']")
+    assert shown.locator("#entry").inner_text() == "files.example/dump/"
+    page.close()
+    shown.close()
+
+
+def test_a_report_from_the_warning_page_reaches_the_proxy(browser: Browser) -> None:
+    page = browser.page()
+    page.goto("http://paste.example/raw/salaries", wait_until="commit")
+    _warning(page, browser, "http://paste.example/raw/salaries")
+    page.click("#report-box summary")
+    page.fill("#comment", "This paste is our own published pay scale")
+    page.click("#report button[type=submit]")
+    wait_until(lambda: "Thank you" in page.locator("#report-result").inner_text(), "the report to be sent")
+    expected = ("report", f"extension:{browser.origin}", "This paste is our own published pay scale")
+    wait_until(lambda: expected in extension_events(browser.proxy, "report"), "the report at the proxy")
+    page.close()
+
+
+# -- the popup and the backend-down state --------------------------------------------------
+
+
+def test_the_popup_shows_the_backend_feeds_entries_and_recent_warnings(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.origin}/popup.html")
+    page.wait_for_selector("body[data-ready]")
+    assert page.locator("#backend").get_attribute("data-state") == "up"
+    assert page.locator("#backend").inner_text() == f"Connected to the proxy at {browser.proxy.api_url}."
+    assert page.locator("#entries").inner_text() == "6 entries"
+    assert page.locator("#feeds").inner_text() == "No feeds: local lists only."
+    assert "browser rules cover 5 entries" in page.locator("#rules").inner_text()
+    assert "http://leak.example/inbox?id=7" in page.locator("#recent").inner_text()
+    assert browser.worker.evaluate("chrome.action.getBadgeText({})") == ""
+    page.close()
+
+
+def test_when_the_backend_is_unreachable_it_says_so_and_known_links_still_work(browser: Browser) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    browser.configure(apiUrl=closed)
+    try:
+        popup = browser.page()
+        popup.goto(f"{browser.origin}/popup.html")
+        popup.wait_for_selector("body[data-ready]")
+        assert popup.locator("#backend").get_attribute("data-state") == "down"
+        assert popup.locator("#backend").inner_text().startswith(f"Proxy unreachable at {closed}")
+        assert browser.worker.evaluate("chrome.action.getBadgeText({})") == "!"
+        assert "cannot reach the proxy" in browser.worker.evaluate("chrome.action.getTitle({})")
+        screenshot(popup, "popup-backend-down.png")
+        # What the extension already knew keeps working: marking, from the entries it last synced...
+        page = browser.page()
+        page.goto(f"{browser.pages}/links")
+        wait_until(lambda: len(marked(page)) == len(LISTED), "the known links to be marked offline")
+        # ...and the warning page, from the browser's own rules.
+        page.goto("https://mirror.test/while-offline", wait_until="commit")
+        _warning(page, browser, "https://mirror.test/while-offline")
+        assert "could not be reached" in page.locator("#note").inner_text()
+        page.close()
+        popup.close()
+    finally:
+        browser.configure(apiUrl=browser.proxy.api_url)
+    popup = browser.page()
+    popup.goto(f"{browser.origin}/popup.html")
+    popup.wait_for_selector("body[data-ready]")
+    assert popup.locator("#backend").get_attribute("data-state") == "up"
+    assert browser.worker.evaluate("chrome.action.getBadgeText({})") == ""
+    popup.close()
+
+
+def test_mark_only_mode_marks_links_but_does_not_redirect(browser: Browser) -> None:
+    browser.configure(mode="mark")
+    try:
+        assert browser.worker.evaluate("chrome.declarativeNetRequest.getDynamicRules()") == []
+        page = browser.page()
+        page.goto(f"{browser.pages}/links")
+        wait_until(lambda: len(marked(page)) == len(LISTED), "the links to be marked")
+        page.goto("http://mirror.test/mark-mode")
+        time.sleep(0.5)  # long enough for a navigation check to have redirected, were it on
+        assert page.locator("#where").inner_text() == "mirror.test/mark-mode"
+        tabs = browser.worker.evaluate("async () => (await chrome.tabs.query({})).map(t => t.url)")
+        assert "http://mirror.test/mark-mode" in tabs
+        assert not [url for url in tabs if url.startswith(f"{browser.origin}/warning.html")]
+        page.close()
+    finally:
+        browser.configure(mode="warn")
+    assert browser.worker.evaluate("chrome.declarativeNetRequest.getDynamicRules()") != []
+
+
+# -- the API and web pages -------------------------------------------------------------------
+
+
+def test_a_web_page_cannot_read_or_write_the_api(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    api, token = browser.proxy.api_url, browser.proxy.api_token
+    reports_before = len(proxy_events(browser.proxy))
+    outcome = page.evaluate(
+        """async ([api, token]) => {
+            const json = {'content-type': 'application/json'};
+            const check = JSON.stringify({urls: ['http://mirror.test/']});
+            const report = JSON.stringify({url: 'http://mirror.test/', comment: 'from a page'});
+            const tries = {};
+            for (const [name, run] of Object.entries({
+              read: () => fetch(api + '/v1/status').then(r => r.text()),
+              check: () => fetch(api + '/v1/check', {method: 'POST', headers: json, body: check})
+                .then(r => r.text()),
+              write: () => fetch(api + '/v1/reports', {
+                method: 'POST', headers: {...json, authorization: 'Bearer ' + token}, body: report,
+              }),
+            })) {
+              try { await run(); tries[name] = 'succeeded'; } catch (e) { tries[name] = 'refused'; }
+            }
+            // A no-cors post cannot be read, but would reach the server: the API refuses it there.
+            await fetch(api + '/v1/reports', {method: 'POST', mode: 'no-cors', body: report});
+            return tries;
+        }""",
+        [api, token],
+    )
+    assert outcome == {"read": "refused", "check": "refused", "write": "refused"}
+    time.sleep(1.5)  # the proxy writes events once a second
+    assert len(proxy_events(browser.proxy)) == reports_before
+    output = "".join(browser.proxy.output)
+    refused = f"local API refused a request: requests from web pages are refused (Origin: {browser.pages})"
+    assert refused in output
+    page.close()
+
+
+def test_the_service_worker_gets_answers_the_page_does_not(browser: Browser) -> None:
+    """The same API calls from the extension succeed: the refusals above are about who asks."""
+    answer = browser.worker.evaluate(
+        """async (api) => (await fetch(api + '/v1/check', {
+            method: 'POST', headers: {'content-type': 'application/json'},
+            body: JSON.stringify({urls: ['http://mirror.test/']}),
+        })).json()""",
+        browser.proxy.api_url,
+    )
+    assert answer["results"][0]["action"] == "block"
+    assert json.loads(json.dumps(browser.storage("backend")))["reachable"] is True

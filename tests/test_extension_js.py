@@ -1,0 +1,55 @@
+"""The extension's own checks, run inside the suite: ``node --test``, eslint and the type check.
+
+The JavaScript tests run the shared vector files (``tests/vectors/precedence.json``)
+through the extension's matcher, so its precedence cannot drift from the proxy's.
+eslint and TypeScript (``checkJs`` over ``// @ts-check`` files) come from
+``extension/package-lock.json``; they are installed here with ``npm ci`` when
+missing, so the one test command needs nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+EXTENSION = Path(__file__).resolve().parent.parent / "extension"
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=EXTENSION, capture_output=True, text=True, check=False, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def npm_tools() -> Path:
+    npm = shutil.which("npm")
+    assert npm, "Node.js and npm are needed for the extension's checks (.ci/run installs them)"
+    installed = EXTENSION / "node_modules" / ".package-lock.json"
+    lock = EXTENSION / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        result = _run(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+        assert result.returncode == 0, result.stdout + result.stderr
+    return EXTENSION / "node_modules" / ".bin"
+
+
+def test_javascript_unit_tests_pass() -> None:
+    node = shutil.which("node")
+    assert node, "Node.js is needed for the extension's tests (.ci/run installs it)"
+    result = _run(node, "--test", "test/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = int(re.search(r"^# pass (\d+)$", result.stdout, re.M).group(1))  # type: ignore[union-attr]
+    assert passed >= 40, result.stdout
+    assert re.search(r"^# fail 0$", result.stdout, re.M), result.stdout
+
+
+def test_eslint_is_clean(npm_tools: Path) -> None:
+    result = _run(str(npm_tools / "eslint"), "--max-warnings=0", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_typescript_check_is_clean(npm_tools: Path) -> None:
+    result = _run(str(npm_tools / "tsc"), "-p", "jsconfig.json")
+    assert result.returncode == 0, result.stdout + result.stderr
