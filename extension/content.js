@@ -103,7 +103,7 @@
     const badge = document.createElement("span");
     badge.className = BADGE_CLASS;
     badge.dataset.linkwarn = verdict.action;
-    badge.textContent = verdict.action === "block" ? "⛔ blocked" : "⚠ listed";
+    badge.textContent = verdict.action === "block" ? "⊘ blocked" : "⚠ listed";
     const why = verdict.reason || `listed: ${verdict.entry ?? "this address"}`;
     badge.title = `linkwarn — ${verdict.action === "block" ? "blocked" : "warning"}: ${why}`;
     badge.setAttribute("role", "note");

@@ -197,11 +197,11 @@ def extension_events(proxy: RunningProxy, kind: str) -> list[tuple[str, str, str
     return [e for e in proxy_events(proxy) if e[0] == kind and e[1].startswith("extension")]
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, selector: str, name: str) -> None:
     """Kept for the README when LINKWARN_SCREENSHOT_DIR is set."""
     directory = os.environ.get("LINKWARN_SCREENSHOT_DIR")
     if directory:
-        page.screenshot(path=str(Path(directory) / name))
+        page.locator(selector).screenshot(path=str(Path(directory) / name))
 
 
 # -- marking links ---------------------------------------------------------------------
@@ -221,10 +221,10 @@ def test_listed_links_are_marked_and_others_are_not(browser: Browser) -> None:
     )
     assert badge.is_visible()
     block = page.locator('a[href="https://mirror.test/films/"] + span.linkwarn-badge')
-    assert block.inner_text() == "⛔ blocked"
+    assert block.inner_text() == "⊘ blocked"
     assert page.locator("span.linkwarn-badge").count() == len(LISTED)
     page.hover('a[href="http://leak.example/inbox"] + span.linkwarn-badge')
-    screenshot(page, "marked-links.png")
+    screenshot(page, "#list", "marked-links.png")
     page.close()
 
 
@@ -289,7 +289,7 @@ def test_navigating_to_a_warn_entry_shows_the_warning_page_and_proceed_works(bro
     assert page.locator("#entry").inner_text() == "leak.example/"
     assert page.locator("#list").inner_text() == "sample"
     assert page.locator("#proceed").inner_text() == "Proceed anyway (for 15 minutes)"
-    screenshot(page, "warning-page.png")
+    screenshot(page, "main", "warning-page.png")
     wait_until(
         lambda: len(extension_events(browser.proxy, "warning")) > before, "the warning event at the proxy"
     )
@@ -380,7 +380,7 @@ def test_when_the_backend_is_unreachable_it_says_so_and_known_links_still_work(b
         assert popup.locator("#backend").inner_text().startswith(f"Proxy unreachable at {closed}")
         assert browser.worker.evaluate("chrome.action.getBadgeText({})") == "!"
         assert "cannot reach the proxy" in browser.worker.evaluate("chrome.action.getTitle({})")
-        screenshot(popup, "popup-backend-down.png")
+        screenshot(popup, "body", "popup-backend-down.png")
         # What the extension already knew keeps working: marking, from the entries it last synced...
         page = browser.page()
         page.goto(f"{browser.pages}/links")

@@ -77,7 +77,7 @@ export class ApiClient {
       const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
       throw new ApiError(
         timedOut ? "timeout" : "unreachable",
-        timedOut ? `no answer from ${this.baseUrl} in ${this.timeoutMs} ms` : `cannot reach ${this.baseUrl}`,
+        timedOut ? `no answer in ${this.timeoutMs} ms` : "nothing answers there",
       );
     }
     if (response.status === 304) return { status: 304, body: null, etag: response.headers.get("etag") };
