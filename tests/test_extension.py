@@ -470,3 +470,22 @@ def test_the_service_worker_gets_answers_the_page_does_not(browser: Browser) -> 
     )
     assert answer["results"][0]["action"] == "block"
     assert json.loads(json.dumps(browser.storage("backend")))["reachable"] is True
+
+
+def test_the_options_page_saves_valid_settings_and_names_bad_ones(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.origin}/options.html")
+    page.wait_for_selector("body[data-ready]", timeout=20000)
+    assert page.locator("#apiUrl").input_value() == browser.proxy.api_url
+    assert page.locator("#policy").is_hidden()  # no policy set on this machine
+    page.fill("#apiUrl", "http://leak.example:8089")
+    page.click("button[type=submit]")
+    assert page.locator("#result").inner_text().startswith("Not saved: apiUrl must name this computer")
+    assert browser.storage("apiUrl") == browser.proxy.api_url  # nothing stored was lost
+    page.fill("#apiUrl", browser.proxy.api_url)
+    page.select_option("#mode", "mark")
+    page.click("button[type=submit]")
+    wait_until(lambda: page.locator("#result").inner_text() == "Saved.", "the settings to be saved")
+    assert browser.storage("mode") == "mark"
+    browser.configure(mode="warn")
+    page.close()
