@@ -177,6 +177,7 @@ async function sha256Hex(text) {
 async function offlineVerdict(url) {
   const entry = (await knownEntries()).match(url);
   const listed = entry !== null && entry.action !== "allow";
+  const status = (await backend()).status;
   return {
     url,
     canonical: null,
@@ -187,8 +188,8 @@ async function offlineVerdict(url) {
     entry_key: entry ? await sha256Hex(entry.expression) : null,
     list: entry?.list ?? null,
     expires_at: entry?.expires_at ?? null,
-    may_proceed: entry?.action === "warn" && (await backend()).status?.proceed_allowed !== false,
-    proceed_ttl_seconds: entry?.action === "warn" ? (await backend()).status?.proceed_ttl_seconds ?? 900 : null,
+    may_proceed: entry?.action === "warn" && status?.proceed_allowed !== false,
+    proceed_ttl_seconds: entry?.action === "warn" ? status?.proceed_ttl_seconds ?? 900 : null,
     error: null,
     offline: true,
   };

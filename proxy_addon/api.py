@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from blocklists import Action, InvalidURL, LinkwarnError, Verdict
+from blocklists import Action, Checker, InvalidURL, LinkwarnError, Verdict
 from blocklists.store import Event
 from proxy_addon.interceptor import MAX_COMMENT, Linkwarn
 from proxy_addon.status import status_report
@@ -189,17 +189,21 @@ class Api:
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
             raise ApiError(401, "token_invalid", "the API token is not this proxy's (DATA_DIR/api.token)")
 
-    async def _verdict(self, url: str) -> Verdict | None:
-        """The decision for *url*, None when nothing is listed; raises InvalidURL or ApiError."""
+    def _checker(self) -> Checker:
         checker = self.linkwarn.checker
         if checker is None:
             why = self.linkwarn.unavailable or "the lists are still loading"
             raise ApiError(503, "lists_unavailable", f"the lists cannot be used: {why}")
+        return checker
+
+    async def _decide(self, url: str) -> tuple[str, Verdict | None]:
+        """The canonical URL and the decision (None when nothing is listed); raises InvalidURL or ApiError."""
+        checker = self._checker()
         found = checker.prefilter(url)
         if not found[2]:
-            return None
+            return found[0].url, None
         try:
-            return await checker.confirm(url, found)
+            return found[0].url, await checker.confirm(url, found)
         except (LinkwarnError, OSError) as exc:
             raise ApiError(503, "lists_unavailable", f"the store failed: {exc}") from None
 
@@ -230,11 +234,7 @@ class Api:
 
     async def _check_one(self, url: str) -> dict[str, Any]:
         try:
-            verdict = await self._verdict(url)
-            canonical = verdict.canonical.url if verdict is not None else None
-            if canonical is None:
-                assert self.linkwarn.checker is not None
-                canonical = self.linkwarn.checker.prefilter(url)[0].url
+            canonical, verdict = await self._decide(url)
         except InvalidURL as exc:
             result = self._result(url, None, "")
             result.update(canonical=None, error={"code": "invalid_url", "message": str(exc)})
@@ -247,8 +247,7 @@ class Api:
         data = await read_json(request)
         items = _string_list(data, "urls", MAX_URLS)
         urls = [_url_field(value, f"urls[{i}]") for i, value in enumerate(items)]
-        if self.linkwarn.checker is None:
-            await self._verdict("")  # raises lists_unavailable
+        self._checker()  # lists_unavailable before any work
         results = [await self._check_one(url) for url in urls]
         return JSONResponse({"results": results, "checked_at": time.time()}, headers=_HEADERS)
 
@@ -279,9 +278,8 @@ class Api:
         if not text.isdigit() or not 1 <= int(text) <= MAX_RULES:
             raise ApiError(400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_RULES}")
         limit = int(text)
+        self._checker()  # lists_unavailable until the store is open
         store = self.linkwarn.store
-        if store is None or self.linkwarn.checker is None:
-            await self._verdict("")  # raises lists_unavailable
         assert store is not None
         entries = await store.plaintext_entries(limit + 1, time.time())
         body = {
@@ -344,7 +342,7 @@ class Api:
 
     async def _record(self, request: Request, kind: str, url: str, detail: str) -> ApiError | None:
         try:
-            verdict = await self._verdict(url)
+            _, verdict = await self._decide(url)
         except InvalidURL as exc:
             return ApiError(400, "invalid_url", str(exc))
         entry = None if verdict is None else verdict.entry
