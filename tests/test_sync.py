@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
 import json
 import shutil
 import time
@@ -13,8 +15,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from blocklists import Action, Checker, Store
-from blocklists.feed import MANIFEST, Manifest, SelfTest, sign_manifest
+from blocklists import Action, Checker, Entry, Store, key_of
+from blocklists.feed import MANIFEST, FileRef, Manifest, SelfTest, sign_manifest
 from blocklists.sync import FeedSubscription, FeedSyncer
 
 from .support.feeds import FeedHost, entries, publish_version
@@ -92,6 +94,100 @@ async def test_a_tampered_diff_falls_back_to_the_snapshot(
     outcome = await proxy.syncer.sync_once()
     assert (outcome.result, outcome.version) == ("snapshot", 2)
     assert await proxy.listed() == {"a.test/", "b.test/"}
+
+
+def _varied(numbers: range) -> list[Entry]:
+    """Entries that use every field, hosts and pages, plaintext and not."""
+    made = []
+    for n in numbers:
+        expression = f"mirror{n}.test/" if n % 2 else f"dump{n}.example/files/{n}.zip"
+        made.append(
+            Entry.listing(
+                expression,
+                (Action.BLOCK, Action.WARN, Action.AUDIT, Action.ALLOW)[n % 4],
+                reason=f"Mirror {n} of the mail leak" if n % 3 else "",
+                category="leak" if n % 5 else "",
+                incident=f"INC-{n}" if n % 7 else "",
+                added_at=1_700_000_000 + n,
+                expires_at=2_000_000_000 + n if n % 11 == 0 else None,
+            )
+        )
+    return made
+
+
+async def _stored(proxy: Proxy) -> set[tuple[object, ...]]:
+    return {e.row() for e in await proxy.store.entries()}
+
+
+async def test_a_snapshot_and_diffs_arrive_whole(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    # Large enough to be written many statements at a time, with a remainder.
+    first = _varied(range(237))
+    publish_version(host, key, first)
+    assert (await proxy.syncer.sync_once()).result == "snapshot"
+    assert await _stored(proxy) == {e.row() for e in first}
+    changed = [dataclasses.replace(e, reason=e.reason + " (confirmed)") for e in first[60:90]]
+    second = first[90:] + changed + _varied(range(237, 310))  # 60 gone, 30 changed, 73 new
+    publish_version(host, key, second)
+    outcome = await proxy.syncer.sync_once()
+    assert (outcome.result, outcome.entries) == ("diffs", len(second))
+    assert await _stored(proxy) == {e.row() for e in second}
+    for entry in _varied(range(237, 310)):
+        assert await proxy.action(f"http://{entry.expression}") is entry.action
+
+
+def _resign_with_snapshot(host: FeedHost, key: Ed25519PrivateKey, lines: list[bytes]) -> None:
+    """A publisher whose tooling broke: a validly signed manifest, its snapshot made of *lines*."""
+    path = host.directory / MANIFEST
+    manifest = Manifest.from_json(json.loads(path.read_text())["signed"])
+    data = gzip.compress(b"\n".join(lines) + b"\n")
+    (host.directory / manifest.snapshot.name).write_bytes(data)
+    snapshot = FileRef(manifest.snapshot.name, hashlib.sha256(data).hexdigest(), len(data))
+    path.write_bytes(sign_manifest(dataclasses.replace(manifest, snapshot=snapshot, diffs=()), key))
+
+
+def _line(expression: str, **fields: object) -> bytes:
+    return json.dumps(
+        {"k": key_of(expression).hex(), "a": "block", "e": expression, "t": 1, **fields}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (_line("b.test/", t="yesterday"), "snapshot-2.jsonl.gz: malformed entry (bad times in entry"),
+        (_line("b.test/", x=1.5), "snapshot-2.jsonl.gz: malformed entry (bad times in entry"),
+        (_line("b.test/", a="delete"), "snapshot-2.jsonl.gz: malformed entry (bad entry"),
+        (_line("b.test/", r=["a", "list"]), "snapshot-2.jsonl.gz: malformed entry (bad entry"),
+        (_line("b.test/", e=7), "snapshot-2.jsonl.gz: malformed entry (bad expression in entry"),
+        (_line("b.test/", k="00ff"), "snapshot-2.jsonl.gz: malformed entry (bad entry '00ff')"),
+        (_line("b.test/", k="not hex"), "snapshot-2.jsonl.gz: malformed entry (non-hexadecimal"),
+        (b'{"a": "block", "e": "b.test/"}', "snapshot-2.jsonl.gz: malformed entry ('k')"),
+        (b'{"k": "00", oops}', "snapshot-2.jsonl.gz:2: not a JSON line"),
+    ],
+)
+async def test_a_signed_snapshot_with_a_malformed_entry_is_refused(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey, broken: bytes, message: str
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    good = sorted(_line(f"h{n}.test/") for n in range(120))  # in key order: hex sorts as bytes do
+    _resign_with_snapshot(host, key, [good[0], broken, *good[1:]])
+    await _refused(proxy, message)
+
+
+async def test_a_signed_snapshot_out_of_key_order_is_refused(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    lines = sorted(_line(f"h{n}.test/") for n in range(120))
+    lines[70], lines[71] = lines[71], lines[70]
+    _resign_with_snapshot(host, key, lines)
+    await _refused(proxy, "snapshot-2.jsonl.gz: entries out of key order at")
 
 
 async def _refused(proxy: Proxy, message: str, version: int = 1, listed: set[str] | None = None) -> None:
