@@ -334,7 +334,7 @@ def _row(item: dict[str, Any]) -> EntryRow:
 _PIECE = 1 << 15  # compressed bytes per step: about 100 KB of lines to parse at a time
 
 
-Data = bytes | Sequence[bytes]  # a file whole, or in the chunks it was downloaded in
+Data = bytes | Iterable[bytes]  # a file whole, or in the chunks it arrives in
 
 
 def _text_pieces(data: Data, name: str) -> Iterator[bytes]:

@@ -36,11 +36,11 @@ from .feed import (
     Manifest,
     SelfTest,
     decode_diff,
-    iter_snapshot,
     parse_public_key,
     self_test_matches,
     verify_manifest,
 )
+from .staging import staged_snapshot
 from .store import FeedState, Store
 
 __all__ = ["FeedSubscription", "FeedSyncer", "SyncOutcome", "next_delay", "pair_feeds", "parse_subscription"]
@@ -205,10 +205,16 @@ class FeedSyncer:
             except FeedError as exc:
                 logger.info("linkwarn: feed %s: diffs unusable (%s); fetching the snapshot", sub.url, exc)
         data = await self._download(manifest.snapshot, progress)
-        rows = iter_snapshot(data, manifest.snapshot.name)  # parsed as the writer thread inserts
-        count = await self.store.apply_feed(
-            sub.source, snapshot=rows, check=self._checker(manifest), state=fresh
-        )
+        async with staged_snapshot(
+            data, manifest.snapshot.name, self.store.path.parent / "staging"
+        ) as staged:
+            del data
+            count = await self.store.apply_feed(
+                sub.source,
+                snapshot=staged,
+                check=self._checker(manifest, expect_entries=manifest.entries),
+                state=fresh,
+            )
         done = replace(fresh, entries=count)
         return self._outcome("snapshot", done, now, manifest), done
 
@@ -247,7 +253,7 @@ class FeedSyncer:
                     row = await cursor.fetchone()
                 if row is None or row[0] != expect_entries:
                     raise FeedError(
-                        f"after the diffs the list has {row and row[0]} entries, not {expect_entries}"
+                        f"after the update the list has {row and row[0]} entries, not {expect_entries}"
                     )
             for test in manifest.self_tests:
                 await self._run_self_test(test, db)

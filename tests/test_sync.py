@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -176,6 +177,32 @@ async def test_a_signed_snapshot_with_a_malformed_entry_is_refused(
     good = sorted(_line(f"h{n}.test/") for n in range(120))  # in key order: hex sorts as bytes do
     _resign_with_snapshot(host, key, [good[0], broken, *good[1:]])
     await _refused(proxy, message)
+    assert not list((proxy.store.path.parent / "staging").iterdir())  # nothing left behind
+
+
+async def test_a_snapshot_is_staged_in_a_file_that_goes_away(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    staging = proxy.store.path.parent / "staging"
+    staging.mkdir()
+    leftover, recent = staging / "snapshot-killed.sqlite3", staging / "snapshot-running.sqlite3"
+    leftover.write_bytes(b"from a sync killed two hours ago")
+    recent.write_bytes(b"another sync's, right now")
+    two_hours_ago = time.time() - 7200
+    os.utime(leftover, (two_hours_ago, two_hours_ago))
+    publish_version(host, key, _varied(range(300)))
+    assert (await proxy.syncer.sync_once()).entries == 300
+    assert list(staging.iterdir()) == [recent]
+
+
+async def test_a_snapshot_with_fewer_entries_than_its_manifest_says_is_refused(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
+    _resign_with_snapshot(host, key, sorted(_line(f"h{n}.test/") for n in range(120)))  # manifest: 2
+    await _refused(proxy, "after the update the list has 120 entries, not 2")
 
 
 async def test_a_signed_snapshot_out_of_key_order_is_refused(
