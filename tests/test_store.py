@@ -100,6 +100,29 @@ async def test_key_prefixes_are_sorted(store: Store) -> None:
     assert chunks == sorted(key_of(e)[:8] for e in expressions)
 
 
+async def test_key_prefixes_are_read_in_chunks_across_sources(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("blocklists.store._PREFIX_CHUNK", 7)
+    one = [f"host{n}.test/" for n in range(100)]
+    two = [f"host{n}.test/" for n in range(50, 130)]  # 50 keys in both sources
+    await store.import_entries("one", _entries(*one))
+    await store.import_entries("two", _entries(*two))
+    data = await store.key_prefixes()
+    chunks = [data[i : i + 8] for i in range(0, len(data), 8)]
+    assert chunks == sorted(chunks)
+    assert set(chunks) == {key_of(e)[:8] for e in one + two}
+
+
+def test_prefixes_out_of_order_are_detected_and_sorted() -> None:
+    from blocklists.store import _ascending, _sorted_prefixes
+
+    prefixes = [key_of(f"host{n}.test/")[:8] for n in range(20)]
+    assert _ascending(b"".join(sorted(prefixes)))
+    assert not _ascending(b"".join(prefixes))
+    assert _sorted_prefixes(b"".join(prefixes)) == b"".join(sorted(prefixes))
+
+
 async def test_hashed_entry_keeps_no_plaintext(store: Store, tmp_path: Path) -> None:
     await store.import_entries("h", [Entry(key=key_of("secret-mirror.test/"), action=Action.BLOCK)])
     (entry,) = await store.entries()
