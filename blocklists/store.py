@@ -12,7 +12,6 @@ leaves the store exactly as it was.
 from __future__ import annotations
 
 import asyncio
-import operator
 import os
 import sqlite3
 import sys
@@ -22,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import astuple, dataclass, fields, replace
 from itertools import islice
-from operator import itemgetter
+from operator import itemgetter, le
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -248,7 +247,7 @@ def _ascending(prefixes: bytes) -> bool:
     values = array("Q", prefixes)
     if sys.byteorder == "little":
         values.byteswap()
-    return all(map(operator.le, values, islice(values, 1, None)))
+    return all(map(le, values, islice(values, 1, None)))
 
 
 def _sorted_prefixes(prefixes: bytes) -> bytes:
@@ -525,8 +524,8 @@ class Store:
     async def key_prefixes(self) -> bytes:
         """The first 8 bytes of every key, in key order, concatenated: what the index is built from.
 
-        Read in a worker thread over a connection of its own: a million rows pass
-        through Python there, in chunks, and none of them through the event loop.
+        Read in a worker thread, over a connection of its own, as hex text that
+        SQLite builds a chunk at a time (see `_read_key_prefixes`).
         """
         if self._db is None:
             raise StoreError("the store is not open")

@@ -3,9 +3,10 @@
 One `FeedSyncer` per subscribed feed. A sync asks for the manifest with
 ``If-None-Match``; checks its signature against the pinned keys, its feed id,
 that its version does not go back, and its expiry; downloads the chain of
-diffs from the applied version (or else the snapshot) and checks every
-SHA-256; applies it in ONE transaction in which the feed's self-tests run on
-the result before it is committed; and only then asks for a new index. Any
+diffs from the applied version (or else the snapshot, which a child process
+decodes: see `staging`) and checks every SHA-256; applies it in ONE
+transaction in which the feed's self-tests run on the result before it is
+committed; and only then asks for a new index. Any
 failure leaves the last good list in place and is recorded as the feed's last
 error. A list past its expiry is still applied, and reported as stale.
 
@@ -208,7 +209,6 @@ class FeedSyncer:
         async with staged_snapshot(
             data, manifest.snapshot.name, self.store.path.parent / "staging"
         ) as staged:
-            del data
             count = await self.store.apply_feed(
                 sub.source,
                 snapshot=staged,
