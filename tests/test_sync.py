@@ -73,9 +73,7 @@ async def test_a_chain_of_diffs(proxy: Proxy, host: FeedHost, key: Ed25519Privat
 async def test_a_missing_diff_falls_back_to_the_snapshot(
     proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
 ) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     publish_version(host, key, entries("b.test/", "c.test/"))
     (host.directory / "diff-1-2.jsonl.gz").unlink()
     outcome = await proxy.syncer.sync_once()
@@ -86,9 +84,7 @@ async def test_a_missing_diff_falls_back_to_the_snapshot(
 async def test_a_tampered_diff_falls_back_to_the_snapshot(
     proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
 ) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     diff = host.directory / "diff-1-2.jsonl.gz"
     data = diff.read_bytes()
     diff.write_bytes(data[:12] + bytes([data[12] ^ 0xFF]) + data[13:])
@@ -171,9 +167,7 @@ def _line(expression: str, **fields: object) -> bytes:
 async def test_a_signed_snapshot_with_a_malformed_entry_is_refused(
     proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey, broken: bytes, message: str
 ) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     good = sorted(_line(f"h{n}.test/") for n in range(120))  # in key order: hex sorts as bytes do
     _resign_with_snapshot(host, key, [good[0], broken, *good[1:]])
     await _refused(proxy, message)
@@ -198,9 +192,7 @@ async def test_a_snapshot_is_staged_in_a_file_that_goes_away(
 async def test_a_snapshot_with_fewer_entries_than_its_manifest_says_is_refused(
     proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
 ) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     _resign_with_snapshot(host, key, sorted(_line(f"h{n}.test/") for n in range(120)))  # manifest: 2
     await _refused(proxy, "after the update the list has 120 entries, not 2")
 
@@ -208,13 +200,18 @@ async def test_a_snapshot_with_fewer_entries_than_its_manifest_says_is_refused(
 async def test_a_signed_snapshot_out_of_key_order_is_refused(
     proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
 ) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     lines = sorted(_line(f"h{n}.test/") for n in range(120))
     lines[70], lines[71] = lines[71], lines[70]
     _resign_with_snapshot(host, key, lines)
     await _refused(proxy, "snapshot-2.jsonl.gz: entries out of key order at")
+
+
+async def _applied_then_republished(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
+    """Version 1 ({a.test/}) applied, version 2 ({a.test/, b.test/}) published: the refusal tests' start."""
+    publish_version(host, key, entries("a.test/"))
+    await proxy.syncer.sync_once()
+    publish_version(host, key, entries("a.test/", "b.test/"))
 
 
 async def _refused(proxy: Proxy, message: str, version: int = 1, listed: set[str] | None = None) -> None:
@@ -232,9 +229,7 @@ async def _refused(proxy: Proxy, message: str, version: int = 1, listed: set[str
 
 
 async def test_a_tampered_manifest_is_refused(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     document = json.loads((host.directory / MANIFEST).read_text())
     document["signed"]["expires_at"] += 10**6  # a longer life, without the key
     (host.directory / MANIFEST).write_text(json.dumps(document))
@@ -307,9 +302,7 @@ async def test_a_truncated_download_is_refused(proxy: Proxy, host: FeedHost, key
 async def test_an_unreachable_feed_keeps_the_last_good_list(
     proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey, mode: str, message: str
 ) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     if mode == "down":
         host.stop()
     else:
@@ -318,9 +311,7 @@ async def test_an_unreachable_feed_keeps_the_last_good_list(
 
 
 async def test_a_failing_self_test_is_refused(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
-    publish_version(host, key, entries("a.test/"))
-    await proxy.syncer.sync_once()
-    publish_version(host, key, entries("a.test/", "b.test/"))
+    await _applied_then_republished(proxy, host, key)
     # A publisher whose tooling broke: the manifest promises what the list does not hold.
     path = host.directory / MANIFEST
     manifest = Manifest.from_json(json.loads(path.read_text())["signed"])
