@@ -22,8 +22,9 @@ __all__ = [
 ]
 
 
-# key, expression, action, reason, category, incident, added_at, expires_at
-EntryRow = tuple[bytes, str | None, str, str, str, str, int, int | None]
+# key, expression, action, reason, category, incident, added_at, expires_at, require_reason
+# (the order of `rows.VALUE_COLUMNS` after the key)
+EntryRow = tuple[bytes, str | None, str, str, str, str, int, int | None, bool]
 
 
 class Action(StrEnum):
@@ -69,7 +70,8 @@ class Entry:
     """One listed expression and its metadata.
 
     The plaintext expression is optional: a hashed feed carries only keys.
-    Times are whole seconds since the epoch.
+    Times are whole seconds since the epoch. *require_reason*: a person who
+    proceeds past this entry's warning must type why.
     """
 
     key: bytes
@@ -82,6 +84,7 @@ class Entry:
     added_at: int = field(default_factory=lambda: int(time.time()))
     expires_at: int | None = None
     local: bool = True  # False for an entry that came from a feed
+    require_reason: bool = False
 
     def __post_init__(self) -> None:
         if len(self.key) != 32:
@@ -98,7 +101,7 @@ class Entry:
     def row(self) -> EntryRow:
         """The plain-tuple form bulk paths use: no object per entry for the collector to walk."""
         return (self.key, self.expression, str(self.action), self.reason, self.category, self.incident,
-                self.added_at, self.expires_at)  # fmt: skip
+                self.added_at, self.expires_at, self.require_reason)  # fmt: skip
 
     @property
     def label(self) -> str:

@@ -4,6 +4,11 @@
     snapshot-<v>.jsonl.gz    every entry of version v, one JSON object a line
     diff-<a>-<b>.jsonl.gz    what changed from version a to b
 
+An entry line: ``k`` key (hex), ``a`` action, ``t`` added, and when set ``e``
+expression (not in a hashed feed), ``r`` reason, ``c`` category, ``i``
+incident, ``x`` expiry, ``q`` true when proceeding needs a typed reason
+(absent means false). A diff line ``{"op": "del", "k": ...}`` removes a key.
+
 The manifest names every other file with its SHA-256, so one Ed25519
 signature over it covers the whole version. It also carries the feed's id, a
 version that only goes up, when it was made and when it expires, the minimum
@@ -303,13 +308,15 @@ _ACTIONS = frozenset(str(action) for action in Action)
 
 
 def _row_json(row: EntryRow, hashed: bool) -> dict[str, Any]:
-    key, expression, action, reason, category, incident, added_at, expires_at = row
+    key, expression, action, reason, category, incident, added_at, expires_at, require_reason = row
     out: dict[str, Any] = {"k": key.hex(), "a": action, "t": added_at}
     if expression is not None and not hashed:
         out["e"] = expression
     out.update({name: value for name, value in (("r", reason), ("c", category), ("i", incident)) if value})
     if expires_at is not None:
         out["x"] = expires_at
+    if require_reason:
+        out["q"] = True  # absent means false: feeds from before the field still read the same
     return out
 
 
@@ -319,8 +326,8 @@ def _row(item: dict[str, Any]) -> EntryRow:
     get = item.get
     key = bytes.fromhex(item["k"])
     action, expression, added_at, expires_at = item["a"], get("e"), get("t", 0), get("x")
-    reason, category, incident = get("r", ""), get("c", ""), get("i", "")
-    if len(key) != 32 or action not in _ACTIONS:
+    reason, category, incident, require_reason = get("r", ""), get("c", ""), get("i", ""), get("q", False)
+    if len(key) != 32 or action not in _ACTIONS or type(require_reason) is not bool:
         raise ValueError(f"bad entry {item['k']!r}")
     if type(reason) is not str or type(category) is not str or type(incident) is not str:
         raise ValueError(f"bad entry {item['k']!r}")
@@ -328,7 +335,7 @@ def _row(item: dict[str, Any]) -> EntryRow:
         raise ValueError(f"bad times in entry {item['k']!r}")
     if expression is not None and type(expression) is not str:
         raise ValueError(f"bad expression in entry {item['k']!r}")
-    return (key, expression, action, reason, category, incident, added_at, expires_at)
+    return (key, expression, action, reason, category, incident, added_at, expires_at, require_reason)
 
 
 _PIECE = 1 << 15  # compressed bytes per step: about 100 KB of lines to parse at a time

@@ -5,7 +5,7 @@ process it takes turns at the GIL with the event loop, and every turn the loop
 waits for stalls the requests in flight (5-40 ms measured on two cores, however
 the work is sliced). In a child process it costs the proxy a core and nothing
 else. The child checks and writes the rows, in key order, to a plain table in a
-new SQLite file; `Store.apply_feed` then copies them into the store with one
+new SQLite file (`rows.stage_rows`); `Store.apply_feed` then copies them into the store with one
 ``INSERT ... SELECT``, which SQLite runs without holding the GIL.
 
 The child is ``python -m blocklists.staging NAME OUT``, the snapshot on its
@@ -17,59 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from functools import partial
-from itertools import chain, islice
 from pathlib import Path
-from typing import Any
 
-from .entry import EntryRow
 from .feed import FeedError, iter_snapshot
+from .rows import stage_rows
 
-__all__ = ["ROWS_PER_INSERT", "STAGED_TABLE", "VALUE_COLUMNS", "grouped", "stage_rows", "staged_snapshot"]
+__all__ = ["staged_snapshot"]
 
-STAGED_TABLE = "staged"
-# An EntryRow's columns after its key, in its order.
-VALUE_COLUMNS = "expression, action, reason, category, incident, added_at, expires_at"
 _STALE_SECONDS = 3600  # a staging lives seconds; older files are a killed sync's leftovers
-
-# Rows per INSERT statement. Python's sqlite3 spends more on each statement
-# execution than SQLite spends storing a row; 50 rows a statement halve a
-# million-row insert (measured), and their 400 parameters stay under the 999
-# that the oldest SQLite allows.
-ROWS_PER_INSERT = 50
-
-
-def grouped(rows: Iterable[EntryRow], rest: list[EntryRow]) -> Iterator[tuple[Any, ...]]:
-    """*rows* flattened, ROWS_PER_INSERT at a time; the last, shorter group goes to *rest*."""
-    it = iter(rows)
-    while len(group := list(islice(it, ROWS_PER_INSERT))) == ROWS_PER_INSERT:
-        yield tuple(chain.from_iterable(group))
-    rest.extend(group)
-
-
-def stage_rows(rows: Iterable[EntryRow], out: Path) -> None:
-    """Write *rows* (in key order) to the staging table of a new SQLite file *out*."""
-    db = sqlite3.connect(out, isolation_level=None)
-    try:
-        # A scratch file: no journal, no syncs; a crash leaves a file nobody applies.
-        db.execute("PRAGMA journal_mode = OFF")
-        db.execute("PRAGMA synchronous = OFF")
-        db.execute(f"CREATE TABLE {STAGED_TABLE} (key, {VALUE_COLUMNS})")
-        db.execute("BEGIN")
-        one = "(?, ?, ?, ?, ?, ?, ?, ?)"
-        rest: list[EntryRow] = []
-        many = ",".join([one] * ROWS_PER_INSERT)
-        db.executemany(f"INSERT INTO {STAGED_TABLE} VALUES {many}", grouped(rows, rest))  # noqa: S608
-        db.executemany(f"INSERT INTO {STAGED_TABLE} VALUES {one}", rest)  # noqa: S608
-        db.execute("COMMIT")
-    finally:
-        db.close()
 
 
 @asynccontextmanager

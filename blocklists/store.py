@@ -1,12 +1,18 @@
-"""The local store: entries, their sources and events, in one SQLite file.
+"""The local store: entries, their sources, feeds' states and events, in one SQLite file.
 
-One writer connection through aiosqlite, in WAL mode, and one reader
-connection for the request path: a lookup sees the last committed lists and
-never queues behind a long write such as a feed being applied. The schema
-version lives in ``PRAGMA user_version``; `MIGRATIONS` brings an older file up
-to date, and a file from a newer linkwarn is refused rather than
-guessed at. Every write is one transaction: an import that fails half-way
-leaves the store exactly as it was.
+Two connections, and the store's shape keeps them apart. Every read goes to
+the *reader*, which sees committed data only: a lookup, a status report or a
+list never sees a transaction that is still open (and may yet be rolled
+back), and never queues behind a long write such as a feed being applied.
+The *writer* is reached only through `Store.transaction`, which yields a
+`Transaction`: the write-side queries callers need, inside one transaction
+that commits on success and rolls back on any error, so an import that fails
+half-way leaves the store exactly as it was. Transactions take turns.
+
+The schema version lives in ``PRAGMA user_version``; `MIGRATIONS` brings an
+older file up to date, and a file from a newer linkwarn is refused rather
+than guessed at. The store writes `EntryRow` tuples (see `rows`); it knows
+nothing of the feed format.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import aiosqlite
 
 from .entry import Action, Entry, EntryRow
 from .errors import StoreError
-from .staging import ROWS_PER_INSERT, STAGED_TABLE, VALUE_COLUMNS, grouped
+from .rows import ROWS_PER_INSERT, STAGED_TABLE, VALUE_COLUMNS, grouped
 
 __all__ = [
     "MIGRATIONS",
@@ -40,6 +46,7 @@ __all__ = [
     "ImportResult",
     "SourceInfo",
     "Store",
+    "Transaction",
     "default_data_dir",
 ]
 
@@ -96,6 +103,11 @@ MIGRATIONS: tuple[str, ...] = (
         last_success REAL,
         last_error TEXT
     );
+    """,
+    # 3: an entry may require a typed reason from whoever proceeds past its warning.
+    """
+    ALTER TABLE entries ADD COLUMN require_reason INTEGER NOT NULL DEFAULT 0
+        CHECK (require_reason IN (0, 1));
     """,
 )
 
@@ -158,8 +170,9 @@ class Event:
 _EVENT_COLUMNS = "at, kind, client, action, entry_key, expression, source, url, referrer_host, detail"
 _ENTRY_COLUMNS = (
     "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at,"
-    " s.kind"
+    " s.kind, e.require_reason"
 )
+_ENTRY_QUERY = f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
 # Bulk writes in key order touch each B-tree page once; in random order they
 # thrash the page cache (measured: 1M rows in 4 s sorted, 29 s unsorted).
 CACHE_KIB = 64 * 1024
@@ -167,7 +180,7 @@ _BATCH = 500  # keys per IN (...) query, under SQLite's variable limit
 
 
 def _entry(row: Any) -> Entry:
-    key, action, expression, reason, category, incident, source, added_at, expires_at, kind = row
+    key, action, expression, reason, category, incident, source, added_at, expires_at, kind, why = row
     return Entry(
         key=bytes(key),
         action=Action(action),
@@ -179,6 +192,7 @@ def _entry(row: Any) -> Entry:
         added_at=added_at,
         expires_at=expires_at,
         local=kind == "local",
+        require_reason=bool(why),
     )
 
 
@@ -193,21 +207,8 @@ def _in_key_order(rows: Sequence[EntryRow]) -> Sequence[EntryRow]:
     return rows
 
 
-def _sorted_rows(entries: Iterable[Entry], source_id: int) -> list[tuple[Any, ...]]:
-    rows = [
-        (
-            e.key,
-            source_id,
-            e.expression,
-            str(e.action),
-            e.reason,
-            e.category,
-            e.incident,
-            e.added_at,
-            e.expires_at,
-        )
-        for e in entries
-    ]
+def _sorted_rows(entries: Iterable[Entry]) -> list[EntryRow]:
+    rows = [e.row() for e in entries]
     rows.sort(key=itemgetter(0))
     return rows
 
@@ -254,14 +255,171 @@ def _sorted_prefixes(prefixes: bytes) -> bytes:
     return b"".join(sorted(prefixes[at : at + 8] for at in range(0, len(prefixes), 8)))
 
 
+_UPSERT_TAIL = (
+    " ON CONFLICT (key, source_id) DO UPDATE SET"
+    " expression = coalesce(excluded.expression, expression), action = excluded.action,"
+    " reason = excluded.reason, category = excluded.category, incident = excluded.incident,"
+    " expires_at = excluded.expires_at, require_reason = excluded.require_reason"
+    " WHERE action IS NOT excluded.action OR reason IS NOT excluded.reason"
+    " OR category IS NOT excluded.category OR incident IS NOT excluded.incident"
+    " OR expires_at IS NOT excluded.expires_at OR require_reason IS NOT excluded.require_reason"
+    " OR (expression IS NULL AND excluded.expression IS NOT NULL)"
+)
+
+
+async def _lookup(db: aiosqlite.Connection, keys: Sequence[bytes]) -> dict[bytes, list[Entry]]:
+    found: dict[bytes, list[Entry]] = {}
+    for start in range(0, len(keys), _BATCH):
+        chunk = keys[start : start + _BATCH]
+        marks = ",".join("?" * len(chunk))
+        async with db.execute(f"{_ENTRY_QUERY} WHERE e.key IN ({marks})", chunk) as cursor:
+            for row in await cursor.fetchall():
+                entry = _entry(row)
+                found.setdefault(entry.key, []).append(entry)
+    return found
+
+
+async def _one(db: aiosqlite.Connection, query: str, params: Sequence[object] = ()) -> Any:
+    async with db.execute(query, params) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+class Transaction:
+    """The writer connection inside one open transaction: the write-side queries callers need.
+
+    What it reads includes what the transaction has written and not yet
+    committed; nobody else sees that until the commit. Get one from
+    `Store.transaction`; it is useless once that block ends.
+    """
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def lookup(self, keys: Sequence[bytes]) -> dict[bytes, list[Entry]]:
+        """Like `Store.lookup`, but seeing this transaction's own changes (a feed's self-tests)."""
+        return await _lookup(self._db, keys)
+
+    async def source_count(self, name: str) -> int:
+        """How many entries the source *name* has, as this transaction leaves it."""
+        return int(
+            await _one(
+                self._db,
+                "SELECT count(*) FROM entries WHERE source_id = (SELECT id FROM sources WHERE name = ?)",
+                (name,),
+            )
+        )
+
+    async def source_id(self, name: str, kind: str, now: int) -> int:
+        """The id of source *name*, made if new; its update time becomes *now*."""
+        await self._db.execute(
+            "INSERT INTO sources (name, kind, created_at, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+            (name, kind, now, now),
+        )
+        return int(await _one(self._db, "SELECT id FROM sources WHERE name = ?", (name,)))
+
+    async def existing_source_id(self, name: str) -> int | None:
+        found = await _one(self._db, "SELECT id FROM sources WHERE name = ?", (name,))
+        return None if found is None else int(found)
+
+    async def count(self, source_id: int) -> int:
+        return int(await _one(self._db, "SELECT count(*) FROM entries WHERE source_id = ?", (source_id,)))
+
+    async def upsert_rows(self, source_id: int, rows: Iterable[EntryRow]) -> None:
+        """Add *rows* (in key order) under *source_id*; a row already there is updated if it differs."""
+        head = f"INSERT INTO entries (key, source_id, {VALUE_COLUMNS}) VALUES "  # noqa: S608
+        await self._write_rows(head, _UPSERT_TAIL, source_id, rows)
+
+    async def replace_rows(self, source_id: int, rows: Iterable[EntryRow]) -> None:
+        """Write *rows* (in key order) under *source_id*, replacing any with the same key."""
+        head = f"INSERT OR REPLACE INTO entries (key, source_id, {VALUE_COLUMNS}) VALUES "  # noqa: S608
+        await self._write_rows(head, "", source_id, rows)
+
+    async def _write_rows(self, head: str, tail: str, source_id: int, rows: Iterable[EntryRow]) -> None:
+        one = "(?, " + str(int(source_id)) + ", " + ", ".join("?" * (VALUE_COLUMNS.count(",") + 1)) + ")"
+        rest: list[EntryRow] = []
+        await self._db.executemany(head + ",".join([one] * ROWS_PER_INSERT) + tail, grouped(rows, rest))
+        await self._db.executemany(head + one + tail, rest)
+
+    async def copy_staged(self, source_id: int) -> None:
+        """Make *source_id*'s entries exactly the staged ones (the file attached as ``staging``)."""
+        await self._db.execute("DELETE FROM entries WHERE source_id = ?", (source_id,))
+        # One statement, one sqlite3_step: a million rows copied without the GIL.
+        # Staged in key order (see CACHE_KIB); the table's CHECKs apply again.
+        await self._db.execute(
+            f"INSERT INTO entries (key, source_id, {VALUE_COLUMNS})"  # noqa: S608
+            f" SELECT key, ?, {VALUE_COLUMNS} FROM staging.{STAGED_TABLE} ORDER BY rowid",
+            (source_id,),
+        )
+
+    async def delete_keys(self, keys: Sequence[bytes], source_id: int | None = None) -> int:
+        """Remove entries by key, from one source or (None) all; returns how many rows went."""
+        removed = 0
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            query = f"DELETE FROM entries WHERE key IN ({marks})"  # noqa: S608
+            params: tuple[object, ...] = tuple(chunk)
+            if source_id is not None:
+                query += " AND source_id = ?"
+                params = (*chunk, source_id)
+            cursor = await self._db.execute(query, params)
+            removed += cursor.rowcount
+        return removed
+
+    async def delete_absent(self, source_id: int, keys: Iterable[bytes]) -> int:
+        """Remove the entries of *source_id* whose key is not in *keys*; returns how many went."""
+        await self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY)")
+        await self._db.execute("DELETE FROM keep")
+        await self._db.executemany("INSERT OR IGNORE INTO keep (key) VALUES (?)", ((key,) for key in keys))
+        cursor = await self._db.execute(
+            "DELETE FROM entries WHERE source_id = ? AND key NOT IN (SELECT key FROM keep)", (source_id,)
+        )
+        await self._db.execute("DELETE FROM keep")
+        return cursor.rowcount
+
+    async def delete_source(self, name: str) -> int:
+        """Remove a source and all its entries; returns how many entries went."""
+        cursor = await self._db.execute(
+            "DELETE FROM entries WHERE source_id = (SELECT id FROM sources WHERE name = ?)", (name,)
+        )
+        await self._db.execute("DELETE FROM sources WHERE name = ?", (name,))
+        return cursor.rowcount
+
+    async def add_events(self, events: Sequence[Event]) -> None:
+        await self._db.executemany(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            [
+                (e.at, e.kind, e.client, e.action, e.entry_key, e.expression, e.source, e.url,
+                 e.referrer_host, e.detail)
+                for e in events
+            ],
+        )  # fmt: skip
+
+    async def save_feed_state(self, state: FeedState) -> None:
+        values = astuple(state)
+        await self._db.execute(
+            f"INSERT INTO feeds ({_FEED_COLUMNS}) VALUES ({','.join('?' * len(values))})"  # noqa: S608
+            f" ON CONFLICT (url) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _FEED_FIELDS[1:])}",
+            values,
+        )
+
+    @property
+    def total_changes(self) -> int:
+        """Rows inserted, updated or deleted by the writer so far (for counting what a step did)."""
+        return self._db.total_changes
+
+
 class Store:
     """The SQLite store. Use as ``async with Store(path) as store:``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: aiosqlite.Connection | None = None
+        self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._data_version = 0
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Self:
@@ -291,44 +449,35 @@ class Store:
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             # Foreign keys are declared but not enforced: entries only ever get a
-            # source id from _source_id, and enforcement costs 15 % of a bulk insert.
+            # source id from Transaction.source_id, and enforcement costs 15 % of a bulk insert.
             await self._migrate(db)
+            self._data_version = int(await _one(db, "PRAGMA data_version"))
         except sqlite3.DatabaseError as exc:
             await db.close()
             raise StoreError(f"{self.path} is not a usable linkwarn store: {exc}") from exc
         except StoreError:
             await db.close()
             raise
-        self._db = db
+        self._writer = db
         reader = await aiosqlite.connect(self.path, isolation_level=None)
         await reader.execute("PRAGMA busy_timeout = 5000")
         await reader.execute("PRAGMA query_only = ON")
         self._reader = reader
 
     async def close(self) -> None:
-        for db in (self._reader, self._db):
+        for db in (self._reader, self._writer):
             if db is not None:
                 await db.close()
-        self._db = self._reader = None
+        self._writer = self._reader = None
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        """The writer connection."""
-        if self._db is None:
-            raise StoreError("the store is not open")
-        return self._db
-
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        """The read-only connection: committed data only."""
+    def _read(self) -> aiosqlite.Connection:
+        """The read-only connection: committed data only. Every read goes here."""
         if self._reader is None:
             raise StoreError("the store is not open")
         return self._reader
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
-        async with db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
+        version = int(await _one(db, "PRAGMA user_version") or 0)
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"{self.path} has schema version {version}; this linkwarn knows up to "
@@ -339,7 +488,7 @@ class Store:
             await db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
     @asynccontextmanager
-    async def transaction(self, attach: Path | None = None) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, attach: Path | None = None) -> AsyncIterator[Transaction]:
         """One write transaction: committed on success, rolled back on any error.
 
         Transactions take turns: the writer connection is shared (events, imports,
@@ -347,13 +496,15 @@ class Store:
         With *attach*, that SQLite file is readable as schema ``staging`` meanwhile.
         """
         async with self._write_lock:
-            db = self.db
+            if self._writer is None:
+                raise StoreError("the store is not open")
+            db = self._writer
             if attach is not None:
                 await db.execute("ATTACH DATABASE ? AS staging", (str(attach),))
             try:
                 await db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield db
+                    yield Transaction(db)
                 except BaseException:
                     await db.rollback()
                     raise
@@ -362,16 +513,28 @@ class Store:
                 if attach is not None:
                     await db.execute("DETACH DATABASE staging")
 
-    async def _source_id(self, db: aiosqlite.Connection, name: str, kind: str, now: int) -> int:
-        await db.execute(
-            "INSERT INTO sources (name, kind, created_at, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
-            (name, kind, now, now),
-        )
-        async with db.execute("SELECT id FROM sources WHERE name = ?", (name,)) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
+    async def data_version(self) -> int:
+        """A number that changes whenever another process has committed to the store file.
+
+        SQLite's ``PRAGMA data_version`` on the writer connection: it changes
+        when a commit by any other connection to the file (another
+        ``linkwarn import``, ``remove``, ``sync`` or proxy) becomes visible, and
+        never for this store's own commits, which go through that connection
+        (events included), so a process does not wake itself up. Compare two
+        values for equality only; the number itself means nothing.
+
+        It never queues behind a write: while this store's own transaction is
+        open, no other process can commit (SQLite has one writer), so the last
+        value read is still true and is returned at once. A commit another
+        process made just before that transaction began shows in the first call
+        after it ends.
+        """
+        if self._writer is None:
+            raise StoreError("the store is not open")
+        if not self._write_lock.locked():
+            async with self._write_lock:
+                self._data_version = int(await _one(self._writer, "PRAGMA data_version"))
+        return self._data_version
 
     async def import_entries(
         self,
@@ -383,95 +546,51 @@ class Store:
     ) -> ImportResult:
         """Add or update *entries* under *source*; with *replace*, drop the source's others."""
         now = int(time.time())
-        async with self.transaction() as db:
-            source_id = await self._source_id(db, source, kind, now)
-            before = await self._count(db, source_id)
-            changes_before = db.total_changes
-            if replace:
-                await db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY)")
-                await db.execute("DELETE FROM keep")
-            # Built and sorted in a worker thread: a million entries must not stall
-            # the event loop of a running proxy.
-            rows = await asyncio.to_thread(_sorted_rows, entries, source_id)
-            await db.executemany(
-                "INSERT INTO entries (key, source_id, expression, action, reason, category, incident,"
-                " added_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (key, source_id) DO UPDATE SET"
-                " expression = coalesce(excluded.expression, expression), action = excluded.action,"
-                " reason = excluded.reason, category = excluded.category, incident = excluded.incident,"
-                " expires_at = excluded.expires_at"
-                " WHERE action IS NOT excluded.action OR reason IS NOT excluded.reason"
-                " OR category IS NOT excluded.category OR incident IS NOT excluded.incident"
-                " OR expires_at IS NOT excluded.expires_at"
-                " OR (expression IS NULL AND excluded.expression IS NOT NULL)",
-                rows,
-            )
-            written = db.total_changes - changes_before
-            after = await self._count(db, source_id)
+        # Built and sorted in a worker thread: a million entries must not stall
+        # the event loop of a running proxy.
+        rows = await asyncio.to_thread(_sorted_rows, entries)
+        async with self.transaction() as tx:
+            source_id = await tx.source_id(source, kind, now)
+            before = await tx.count(source_id)
+            changes_before = tx.total_changes
+            if before:
+                await tx.upsert_rows(source_id, rows)
+            else:
+                await tx.replace_rows(source_id, rows)  # nothing to compare with: plain inserts
+            written = tx.total_changes - changes_before
+            after = await tx.count(source_id)
             added = after - before
             removed = 0
             if replace:
                 # Entries of this source that the new list no longer has.
-                removed = await self._remove_absent(db, source_id, [row[0] for row in rows])
+                removed = await tx.delete_absent(source_id, [row[0] for row in rows])
             return ImportResult(added, written - added, len(rows) - written, removed)
-
-    async def _remove_absent(self, db: aiosqlite.Connection, source_id: int, keys: list[bytes]) -> int:
-        await db.executemany("INSERT OR IGNORE INTO keep (key) VALUES (?)", ((key,) for key in keys))
-        cursor = await db.execute(
-            "DELETE FROM entries WHERE source_id = ? AND key NOT IN (SELECT key FROM keep)",
-            (source_id,),
-        )
-        await db.execute("DELETE FROM keep")
-        return cursor.rowcount
-
-    async def _count(self, db: aiosqlite.Connection, source_id: int) -> int:
-        async with db.execute("SELECT count(*) FROM entries WHERE source_id = ?", (source_id,)) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
 
     async def remove(self, keys: Sequence[bytes], source: str | None = None) -> int:
         """Remove entries by key, from one source or all; returns how many rows went."""
-        removed = 0
-        async with self.transaction() as db:
-            for start in range(0, len(keys), _BATCH):
-                chunk = keys[start : start + _BATCH]
-                marks = ",".join("?" * len(chunk))
-                if source is None:
-                    cursor = await db.execute(f"DELETE FROM entries WHERE key IN ({marks})", chunk)  # noqa: S608
-                else:
-                    cursor = await db.execute(
-                        f"DELETE FROM entries WHERE key IN ({marks})"  # noqa: S608
-                        " AND source_id = (SELECT id FROM sources WHERE name = ?)",
-                        (*chunk, source),
-                    )
-                removed += cursor.rowcount
-        return removed
+        async with self.transaction() as tx:
+            if source is None:
+                return await tx.delete_keys(keys)
+            source_id = await tx.existing_source_id(source)
+            return 0 if source_id is None else await tx.delete_keys(keys, source_id)
 
     async def remove_source(self, name: str) -> int:
         """Remove a source and all its entries; returns how many entries went."""
-        async with self.transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM entries WHERE source_id = (SELECT id FROM sources WHERE name = ?)",
-                (name,),
-            )
-            removed = cursor.rowcount
-            await db.execute("DELETE FROM sources WHERE name = ?", (name,))
-        return removed
+        async with self.transaction() as tx:
+            return await tx.delete_source(name)
 
     async def sources(self) -> list[SourceInfo]:
-        async with self.db.execute(
+        async with self._read().execute(
             "SELECT s.name, s.kind, count(e.key), s.updated_at FROM sources s"
             " LEFT JOIN entries e ON e.source_id = s.id GROUP BY s.id ORDER BY s.name"
         ) as cursor:
             return [SourceInfo(*row) for row in await cursor.fetchall()]
 
     async def count(self) -> int:
-        async with self.db.execute("SELECT count(*) FROM entries") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        return int(await _one(self._read(), "SELECT count(*) FROM entries") or 0)
 
     async def entries(self, source: str | None = None, limit: int | None = None) -> list[Entry]:
-        query = f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
+        query = _ENTRY_QUERY
         params: list[object] = []
         if source is not None:
             query += " WHERE s.name = ?"
@@ -480,7 +599,7 @@ class Store:
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
-        async with self.db.execute(query, params) as cursor:
+        async with self._read().execute(query, params) as cursor:
             return [_entry(row) for row in await cursor.fetchall()]
 
     async def plaintext_entries(self, limit: int, now: float) -> list[Entry]:
@@ -489,37 +608,17 @@ class Store:
         What a browser can enforce by itself (its rule engine needs the address,
         so hashed entries never qualify); audit entries only log, so they are left out.
         """
-        async with self.reader.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
-            " WHERE e.expression IS NOT NULL AND e.action != 'audit'"
+        async with self._read().execute(
+            f"{_ENTRY_QUERY} WHERE e.expression IS NOT NULL AND e.action != 'audit'"
             " AND (e.expires_at IS NULL OR e.expires_at > ?)"
             " ORDER BY s.kind = 'local' DESC, e.key LIMIT ?",
             (int(now), limit),
         ) as cursor:
             return [_entry(row) for row in await cursor.fetchall()]
 
-    async def lookup(
-        self, keys: Sequence[bytes], db: aiosqlite.Connection | None = None
-    ) -> dict[bytes, list[Entry]]:
-        """Every entry, from every source, whose full key is one of *keys*.
-
-        Reads committed data, or, given the writer *db* inside a transaction,
-        what that transaction is about to commit.
-        """
-        db = db or self.reader
-        found: dict[bytes, list[Entry]] = {}
-        for start in range(0, len(keys), _BATCH):
-            chunk = keys[start : start + _BATCH]
-            marks = ",".join("?" * len(chunk))
-            async with db.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
-                f" WHERE e.key IN ({marks})",
-                chunk,
-            ) as cursor:
-                for row in await cursor.fetchall():
-                    entry = _entry(row)
-                    found.setdefault(entry.key, []).append(entry)
-        return found
+    async def lookup(self, keys: Sequence[bytes]) -> dict[bytes, list[Entry]]:
+        """Every entry, from every source, whose full key is one of *keys* (committed data)."""
+        return await _lookup(self._read(), keys)
 
     async def key_prefixes(self) -> bytes:
         """The first 8 bytes of every key, in key order, concatenated: what the index is built from.
@@ -527,7 +626,7 @@ class Store:
         Read in a worker thread, over a connection of its own, as hex text that
         SQLite builds a chunk at a time (see `_read_key_prefixes`).
         """
-        if self._db is None:
+        if self._writer is None:
             raise StoreError("the store is not open")
         return await asyncio.to_thread(_read_key_prefixes, self.path)
 
@@ -535,15 +634,8 @@ class Store:
         """Write a batch of events in one transaction."""
         if not events:
             return
-        async with self.transaction() as db:
-            await db.executemany(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                [
-                    (e.at, e.kind, e.client, e.action, e.entry_key, e.expression, e.source, e.url,
-                     e.referrer_host, e.detail)
-                    for e in events
-                ],
-            )  # fmt: skip
+        async with self.transaction() as tx:
+            await tx.add_events(events)
 
     async def events(
         self, since: float | None = None, kind: str | None = None, limit: int | None = None
@@ -558,7 +650,7 @@ class Store:
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
-        async with self.db.execute(query, params) as cursor:
+        async with self._read().execute(query, params) as cursor:
             rows = await cursor.fetchall()
         return [
             Event(
@@ -579,26 +671,18 @@ class Store:
     # -- feeds ------------------------------------------------------------------
 
     async def feed_state(self, url: str) -> FeedState | None:
-        async with self.db.execute(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?", (url,)) as cursor:  # noqa: S608
+        async with self._read().execute(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?", (url,)) as cursor:  # noqa: S608
             row = await cursor.fetchone()
         return None if row is None else FeedState(*row)
 
     async def feed_states(self) -> list[FeedState]:
-        async with self.db.execute(f"SELECT {_FEED_COLUMNS} FROM feeds ORDER BY url") as cursor:  # noqa: S608
+        async with self._read().execute(f"SELECT {_FEED_COLUMNS} FROM feeds ORDER BY url") as cursor:  # noqa: S608
             return [FeedState(*row) for row in await cursor.fetchall()]
 
-    async def save_feed_state(self, state: FeedState, db: aiosqlite.Connection | None = None) -> None:
-        """Record a feed's state; pass the writer *db* to do it inside an open transaction."""
-        values = astuple(state)
-        statement = (
-            f"INSERT INTO feeds ({_FEED_COLUMNS}) VALUES ({','.join('?' * len(values))})"  # noqa: S608
-            f" ON CONFLICT (url) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _FEED_FIELDS[1:])}"
-        )
-        if db is not None:
-            await db.execute(statement, values)
-            return
-        async with self.transaction() as writer:
-            await writer.execute(statement, values)
+    async def save_feed_state(self, state: FeedState) -> None:
+        """Record a feed's state in a transaction of its own (`Transaction.save_feed_state` inside one)."""
+        async with self.transaction() as tx:
+            await tx.save_feed_state(state)
 
     async def apply_feed(
         self,
@@ -607,7 +691,7 @@ class Store:
         snapshot: Path | None = None,
         upserts: Sequence[EntryRow] = (),
         removals: Iterable[bytes] = (),
-        check: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+        check: Callable[[Transaction], Awaitable[None]] | None = None,
         state: FeedState | None = None,
     ) -> int:
         """Apply a feed version to *source* in ONE transaction; returns the source's entry count.
@@ -619,38 +703,19 @@ class Store:
         *state* is recorded in the same transaction.
         """
         now = int(time.time())
-        async with self.transaction(attach=snapshot) as db:
-            source_id = await self._source_id(db, source, "feed", now)
+        async with self.transaction(attach=snapshot) as tx:
+            source_id = await tx.source_id(source, "feed", now)
             if snapshot is not None:
-                await db.execute("DELETE FROM entries WHERE source_id = ?", (source_id,))
-                # One statement, one sqlite3_step: a million rows copied without the GIL.
-                # Staged in key order (see CACHE_KIB); the table's CHECKs apply again.
-                await db.execute(
-                    f"INSERT INTO entries (key, source_id, {VALUE_COLUMNS})"  # noqa: S608
-                    f" SELECT key, ?, {VALUE_COLUMNS} FROM staging.{STAGED_TABLE} ORDER BY rowid",
-                    (source_id,),
-                )
+                await tx.copy_staged(source_id)
             else:
-                gone = sorted(removals)
-                await db.executemany(
-                    "DELETE FROM entries WHERE key = ? AND source_id = ?", ((key, source_id) for key in gone)
-                )
-                await self._insert_rows(db, source_id, await asyncio.to_thread(_in_key_order, upserts))
+                await tx.delete_keys(sorted(removals), source_id)
+                await tx.replace_rows(source_id, await asyncio.to_thread(_in_key_order, upserts))
             if check is not None:
-                await check(db)
-            count = await self._count(db, source_id)
+                await check(tx)
+            count = await tx.count(source_id)
             if state is not None:
-                await self.save_feed_state(replace(state, entries=count), db)
+                await tx.save_feed_state(replace(state, entries=count))
             return count
-
-    @staticmethod
-    async def _insert_rows(db: aiosqlite.Connection, source_id: int, rows: Iterable[EntryRow]) -> None:
-        """Write a diff's *rows* (in key order, see CACHE_KIB) under *source_id*, replacing any."""
-        one = f"(?, {int(source_id)}, ?, ?, ?, ?, ?, ?, ?)"
-        head = f"INSERT OR REPLACE INTO entries (key, source_id, {VALUE_COLUMNS}) VALUES "  # noqa: S608
-        rest: list[EntryRow] = []
-        await db.executemany(head + ",".join([one] * ROWS_PER_INSERT), grouped(rows, rest))
-        await db.executemany(head + one, rest)
 
 
 @dataclass(frozen=True, slots=True)

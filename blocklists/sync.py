@@ -25,7 +25,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-import aiosqlite
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -35,14 +34,13 @@ from .feed import (
     FeedError,
     FileRef,
     Manifest,
-    SelfTest,
     decode_diff,
     parse_public_key,
     self_test_matches,
     verify_manifest,
 )
 from .staging import staged_snapshot
-from .store import FeedState, Store
+from .store import FeedState, Store, Transaction
 
 __all__ = ["FeedSubscription", "FeedSyncer", "SyncOutcome", "next_delay", "pair_feeds", "parse_subscription"]
 
@@ -240,30 +238,21 @@ class FeedSyncer:
 
     def _checker(
         self, manifest: Manifest, expect_entries: int | None = None
-    ) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
+    ) -> Callable[[Transaction], Awaitable[None]]:
         """Runs inside the apply transaction: raising rolls the whole version back."""
         source = self.subscription.source
 
-        async def check(db: aiosqlite.Connection) -> None:
+        async def check(tx: Transaction) -> None:
             if expect_entries is not None:
-                async with db.execute(
-                    "SELECT count(*) FROM entries WHERE source_id = (SELECT id FROM sources WHERE name = ?)",
-                    (source,),
-                ) as cursor:
-                    row = await cursor.fetchone()
-                if row is None or row[0] != expect_entries:
-                    raise FeedError(
-                        f"after the update the list has {row and row[0]} entries, not {expect_entries}"
-                    )
+                count = await tx.source_count(source)
+                if count != expect_entries:
+                    raise FeedError(f"after the update the list has {count} entries, not {expect_entries}")
             for test in manifest.self_tests:
-                await self._run_self_test(test, db)
+                found = await tx.lookup([key for _, key in test.lookup_keys()])
+                if self_test_matches(test, found, time.time()) != test.expect_match:
+                    raise FeedError(f"self-test failed: {test.describe()}")
 
         return check
-
-    async def _run_self_test(self, test: SelfTest, db: aiosqlite.Connection) -> None:
-        found = await self.store.lookup([key for _, key in test.lookup_keys()], db)
-        if self_test_matches(test, found, time.time()) != test.expect_match:
-            raise FeedError(f"self-test failed: {test.describe()}")
 
     async def _download(self, ref: FileRef, progress: Progress | None) -> list[bytes]:
         """The file in the chunks it arrived in: never joined, so no 40 MB copy on the loop."""

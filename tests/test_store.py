@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from blocklists import Action, Entry, Store, StoreError, key_of
-from blocklists.store import MIGRATIONS, STORE_FILE
+from blocklists.store import MIGRATIONS, STORE_FILE, Event
 
 
 def _entries(*expressions: str, action: Action = Action.BLOCK, reason: str = "") -> list[Entry]:
@@ -143,8 +143,8 @@ async def test_concurrent_transactions_take_turns(store: Store) -> None:
     from blocklists.store import Event
 
     async def slow_import() -> None:
-        async with store.transaction() as db:
-            await db.execute("INSERT INTO sources (name, created_at, updated_at) VALUES ('slow', 0, 0)")
+        async with store.transaction() as tx:
+            await tx.source_id("slow", "local", 0)
             await asyncio.sleep(0.05)  # an apply that awaits half-way, as a feed does
             raise RuntimeError("rolled back")
 
@@ -157,3 +157,118 @@ async def test_concurrent_transactions_take_turns(store: Store) -> None:
     assert results[1] is None
     assert [e.kind for e in await store.events()] == ["audit"]  # not swept into the rollback
     assert await store.sources() == []
+
+
+async def test_a_rolled_back_transaction_is_never_visible_to_status_readers(tmp_path: Path) -> None:
+    import asyncio
+
+    from blocklists.store import FeedState
+    from proxy_addon.status import status_report
+
+    async with Store.in_dir(tmp_path) as store:
+        await store.import_entries("kept", _entries("a.test/"))
+        inside = asyncio.Event()
+        seen: dict[str, object] = {}
+
+        async def doomed() -> None:
+            async with store.transaction() as tx:
+                source_id = await tx.source_id("doomed", "feed", 0)
+                await tx.replace_rows(source_id, [e.row() for e in _entries("b.test/", "c.test/")])
+                await tx.save_feed_state(FeedState("https://feed.test/", version=9, entries=2))
+                assert await tx.source_count("doomed") == 2  # the transaction sees its own rows
+                inside.set()
+                await asyncio.sleep(0.05)
+                raise RuntimeError("self-test failed")
+
+        async def status() -> None:
+            await inside.wait()
+            seen.update(await status_report(store, tmp_path, 0.0))
+            seen["lookup"] = await store.lookup([key_of("b.test/")])
+            seen["entries"] = len(await store.entries())
+
+        results = await asyncio.gather(doomed(), status(), return_exceptions=True)
+        assert isinstance(results[0], RuntimeError)
+        assert seen["index_entries"] == 1
+        assert seen["sources"] == {"kept": 1}
+        assert seen["feeds"] == []
+        assert seen["lookup"] == {}
+        assert seen["entries"] == 1
+        after = await status_report(store, tmp_path, 0.0)
+        assert (after["index_entries"], after["sources"], after["feeds"]) == (1, {"kept": 1}, [])
+
+
+async def test_an_older_store_is_upgraded_and_keeps_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / STORE_FILE
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(f"BEGIN; {MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2; COMMIT;")
+    db.execute("INSERT INTO sources (id, name, created_at, updated_at) VALUES (1, 'old', 0, 0)")
+    db.execute(
+        "INSERT INTO entries (key, source_id, expression, action, added_at)"
+        " VALUES (?, 1, 'old.test/', 'warn', 5)",
+        (key_of("old.test/"),),
+    )
+    db.close()
+    async with Store(path) as store:
+        (entry,) = await store.entries()
+        assert (entry.expression, entry.action, entry.added_at, entry.require_reason) == (
+            "old.test/", Action.WARN, 5, False,
+        )  # fmt: skip
+        await store.import_entries("old", [Entry.listing("old.test/", Action.WARN, require_reason=True)])
+        (entry,) = await store.entries()
+        assert entry.require_reason is True
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_require_reason_is_kept_and_counts_as_a_change(store: Store) -> None:
+    plain = Entry.listing("a.test/", Action.WARN, reason="r")
+    strict = Entry.listing("a.test/", Action.WARN, reason="r", require_reason=True)
+    await store.import_entries("s", [plain])
+    result = await store.import_entries("s", [strict])
+    assert (result.added, result.updated, result.unchanged) == (0, 1, 0)
+    (found,) = (await store.lookup([key_of("a.test/")]))[key_of("a.test/")]
+    assert found.require_reason is True
+    assert found.row() == (*strict.row()[:6], found.added_at, None, True)
+
+
+async def test_data_version_changes_for_other_processes_commits_only(tmp_path: Path) -> None:
+    import asyncio
+    import sys
+
+    async with Store.in_dir(tmp_path) as store:
+        first = await store.data_version()
+        await store.import_entries("own", _entries("own.test/"))
+        await store.add_events([Event(at=1.0, kind="audit")])
+        assert await store.data_version() == first  # its own writes do not wake it
+        code = (
+            "import asyncio, sys\n"
+            "from pathlib import Path\n"
+            "from blocklists import Action, Entry, Store\n"
+            "async def main():\n"
+            "    async with Store.in_dir(Path(sys.argv[1])) as other:\n"
+            "        await other.import_entries('other', [Entry.listing('other.test/', Action.BLOCK)])\n"
+            "asyncio.run(main())\n"
+        )
+        child = await asyncio.create_subprocess_exec(sys.executable, "-c", code, str(tmp_path))
+        assert await asyncio.wait_for(child.wait(), timeout=60) == 0
+        second = await store.data_version()
+        assert second != first
+        assert await store.data_version() == second  # stable until the next foreign commit
+        assert [s.name for s in await store.sources()] == ["other", "own"]
+
+
+async def test_data_version_does_not_wait_for_a_long_write(store: Store) -> None:
+    import asyncio
+
+    before = await store.data_version()
+    started = asyncio.Event()
+
+    async def long_write() -> None:
+        async with store.transaction() as tx:
+            await tx.source_id("slow", "local", 0)
+            started.set()
+            await asyncio.sleep(1.0)
+
+    writing = asyncio.ensure_future(long_write())
+    await started.wait()
+    assert await asyncio.wait_for(store.data_version(), timeout=0.2) == before
+    await writing

@@ -107,6 +107,7 @@ def _varied(numbers: range) -> list[Entry]:
                 incident=f"INC-{n}" if n % 7 else "",
                 added_at=1_700_000_000 + n,
                 expires_at=2_000_000_000 + n if n % 11 == 0 else None,
+                require_reason=n % 13 == 0,
             )
         )
     return made
@@ -124,7 +125,10 @@ async def test_a_snapshot_and_diffs_arrive_whole(
     publish_version(host, key, first)
     assert (await proxy.syncer.sync_once()).result == "snapshot"
     assert await _stored(proxy) == {e.row() for e in first}
-    changed = [dataclasses.replace(e, reason=e.reason + " (confirmed)") for e in first[60:90]]
+    changed = [
+        dataclasses.replace(e, reason=e.reason + " (confirmed)", require_reason=not e.require_reason)
+        for e in first[60:90]
+    ]
     second = first[90:] + changed + _varied(range(237, 310))  # 60 gone, 30 changed, 73 new
     publish_version(host, key, second)
     outcome = await proxy.syncer.sync_once()
@@ -156,6 +160,7 @@ def _line(expression: str, **fields: object) -> bytes:
         (_line("b.test/", t="yesterday"), "snapshot-2.jsonl.gz: malformed entry (bad times in entry"),
         (_line("b.test/", x=1.5), "snapshot-2.jsonl.gz: malformed entry (bad times in entry"),
         (_line("b.test/", a="delete"), "snapshot-2.jsonl.gz: malformed entry (bad entry"),
+        (_line("b.test/", q="yes"), "snapshot-2.jsonl.gz: malformed entry (bad entry"),
         (_line("b.test/", r=["a", "list"]), "snapshot-2.jsonl.gz: malformed entry (bad entry"),
         (_line("b.test/", e=7), "snapshot-2.jsonl.gz: malformed entry (bad expression in entry"),
         (_line("b.test/", k="00ff"), "snapshot-2.jsonl.gz: malformed entry (bad entry '00ff')"),
@@ -380,3 +385,19 @@ def test_polling_honours_the_minimum_interval_and_backs_off_up_to_a_day() -> Non
     assert next_delay(0, poll_interval=300, min_interval=0, jitter=1.1) == pytest.approx(330)
     assert [next_delay(n, 300, 0, 1.0) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert next_delay(30, 300, 0, 1.0) == 24 * 3600
+
+
+async def test_a_snapshot_from_before_require_reason_still_applies(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    await _applied_then_republished(proxy, host, key)
+    lines = sorted([_line("old.test/"), _line("strict.test/", q=True)])  # no "q": false, as before
+    _resign_with_snapshot(host, key, lines)
+    manifest_path = host.directory / MANIFEST
+    manifest = Manifest.from_json(json.loads(manifest_path.read_text())["signed"])
+    manifest_path.write_bytes(sign_manifest(dataclasses.replace(manifest, entries=2, version=3), key))
+    outcome = await proxy.syncer.sync_once()
+    assert (outcome.result, outcome.error) == ("snapshot", None)
+    assert {(e.expression, e.require_reason) for e in await proxy.store.entries()} == {
+        ("old.test/", False), ("strict.test/", True),
+    }  # fmt: skip
