@@ -38,7 +38,6 @@ from importlib import resources
 from typing import Any
 
 import uvicorn
-from mitmproxy import ctx, exceptions
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -47,11 +46,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from blocklists import Action, Checker, InvalidURL, LinkwarnError, Verdict
+from blocklists import Action, InvalidURL, Verdict
 from blocklists.store import Event
-from proxy_addon.interceptor import MAX_COMMENT, Linkwarn
+from proxy_addon.events import EventKind
+from proxy_addon.interstitial import MAX_COMMENT
+from proxy_addon.policy import behaviour_table, may_proceed
+from proxy_addon.runtime import ListsUnavailable, Runtime
 from proxy_addon.status import status_report
-from proxy_addon.tokens import load_or_create_secret
+from proxy_addon.tokens import SecretError, load_or_create_secret
 
 __all__ = ["API_TOKEN_FILE", "DEFAULT_PORT", "LocalApi", "create_app", "refusal"]
 
@@ -67,7 +69,7 @@ MAX_RULES = 30_000
 DEFAULT_RULES = 5_000
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://", "safari-web-extension://")
-EVENT_KINDS = {"warning": "warning", "block": "block", "proceed": "proceed"}
+EVENT_KINDS = {"warning": EventKind.WARNING, "block": EventKind.BLOCK, "proceed": EventKind.PROCEED}
 
 
 class ApiError(Exception):
@@ -171,10 +173,10 @@ def _url_field(value: Any, where: str) -> str:
 
 
 class Api:
-    """The endpoints, over the running addon's store, checker and events."""
+    """The endpoints, over the proxy's `Runtime`: its store, checker and event log."""
 
-    def __init__(self, linkwarn: Linkwarn, token: str, started_at: float) -> None:
-        self.linkwarn = linkwarn
+    def __init__(self, runtime: Runtime, token: str, started_at: float) -> None:
+        self.runtime = runtime
         self.token = token
         self.started_at = started_at
         self.document = json.loads(resources.files("proxy_addon").joinpath("openapi.json").read_text("utf-8"))
@@ -189,32 +191,26 @@ class Api:
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
             raise ApiError(401, "token_invalid", "the API token is not this proxy's (DATA_DIR/api.token)")
 
-    def _checker(self) -> Checker:
-        checker = self.linkwarn.checker
-        if checker is None:
-            why = self.linkwarn.unavailable or "the lists are still loading"
+    def _available(self) -> None:
+        if self.runtime.checker is None:
+            why = self.runtime.unavailable or "the lists are still loading"
             raise ApiError(503, "lists_unavailable", f"the lists cannot be used: {why}")
-        return checker
 
     async def _decide(self, url: str) -> tuple[str, Verdict | None]:
         """The canonical URL and the decision (None when nothing is listed); raises InvalidURL or ApiError."""
-        checker = self._checker()
-        found = checker.prefilter(url)
-        if not found[2]:
-            return found[0].url, None
         try:
-            return found[0].url, await checker.confirm(url, found)
-        except (LinkwarnError, OSError) as exc:
-            raise ApiError(503, "lists_unavailable", f"the store failed: {exc}") from None
+            return await self.runtime.check(url)
+        except ListsUnavailable as exc:
+            raise ApiError(503, "lists_unavailable", f"the lists cannot be used: {exc}") from None
 
     def _proceed(self) -> tuple[bool, int]:
-        settings = self.linkwarn.settings
+        settings = self.runtime.settings
         return (settings.proceed, settings.proceed_seconds) if settings is not None else (False, 0)
 
     def _result(self, url: str, verdict: Verdict | None, canonical: str) -> dict[str, Any]:
         entry = None if verdict is None else verdict.entry
         proceed, seconds = self._proceed()
-        may_proceed = entry is not None and entry.action is Action.WARN and proceed
+        passable = entry is not None and may_proceed(entry.action, proceed)
         return {
             "url": url,
             "canonical": canonical,
@@ -227,8 +223,8 @@ class Api:
             "category": None if entry is None else entry.category,
             "incident": None if entry is None else entry.incident,
             "expires_at": None if entry is None else entry.expires_at,
-            "may_proceed": may_proceed,
-            "proceed_ttl_seconds": seconds if may_proceed else None,
+            "may_proceed": passable,
+            "proceed_ttl_seconds": seconds if passable else None,
             "error": None,
         }
 
@@ -247,29 +243,30 @@ class Api:
         data = await read_json(request)
         items = _string_list(data, "urls", MAX_URLS)
         urls = [_url_field(value, f"urls[{i}]") for i, value in enumerate(items)]
-        self._checker()  # lists_unavailable before any work
+        self._available()  # lists_unavailable before any work
         results = [await self._check_one(url) for url in urls]
         return JSONResponse({"results": results, "checked_at": time.time()}, headers=_HEADERS)
 
     async def status(self, request: Request) -> Response:
-        linkwarn = self.linkwarn
-        settings = linkwarn.settings
-        store = linkwarn.store
+        runtime = self.runtime
+        settings = runtime.settings
+        store = runtime.store
         now = time.time()
         report: dict[str, Any] = {"feeds": [], "index_entries": 0, "sources": {}, "proxy": None}
         if store is not None and settings is not None:
             report = await status_report(store, settings.data_dir, now)
-        checker = linkwarn.checker
+        checker = runtime.checker
         proceed, seconds = self._proceed()
         report.update(
-            ok=linkwarn.unavailable is None and checker is not None,
-            unavailable=linkwarn.unavailable,
+            ok=runtime.unavailable is None and checker is not None,
+            unavailable=runtime.unavailable,
             index_ready=checker is not None and checker.index is not None,
             stale=any(feed["stale"] for feed in report["feeds"]),
             uptime_seconds=round(now - self.started_at, 3),
             proceed_allowed=proceed,
             proceed_ttl_seconds=seconds,
             fail_mode="closed" if settings is not None and settings.fail_closed else "open",
+            actions=behaviour_table(),
         )
         return JSONResponse(report, headers=_HEADERS)
 
@@ -278,8 +275,8 @@ class Api:
         if not text.isdigit() or not 1 <= int(text) <= MAX_RULES:
             raise ApiError(400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_RULES}")
         limit = int(text)
-        self._checker()  # lists_unavailable until the store is open
-        store = self.linkwarn.store
+        self._available()  # lists_unavailable until the store is open
+        store = self.runtime.store
         assert store is not None
         entries = await store.plaintext_entries(limit + 1, time.time())
         body = {
@@ -335,12 +332,12 @@ class Api:
             raise ApiError(400, "invalid_request", "comment must be a string")
         if len(comment) > MAX_COMMENT:
             raise ApiError(400, "comment_too_long", f"comment is longer than {MAX_COMMENT} characters")
-        problem = await self._record(request, "report", url, detail=comment)
+        problem = await self._record(request, EventKind.REPORT, url, detail=comment)
         if problem is not None:
             raise problem
         return JSONResponse({"recorded": True}, status_code=202, headers=_HEADERS)
 
-    async def _record(self, request: Request, kind: str, url: str, detail: str) -> ApiError | None:
+    async def _record(self, request: Request, kind: EventKind, url: str, detail: str) -> ApiError | None:
         try:
             _, verdict = await self._decide(url)
         except InvalidURL as exc:
@@ -348,9 +345,9 @@ class Api:
         entry = None if verdict is None else verdict.entry
         if verdict is None or entry is None:
             return ApiError(422, "not_listed", "no entry matches this URL")
-        if kind == "proceed" and entry.action is not Action.WARN:
+        if kind is EventKind.PROCEED and entry.action is not Action.WARN:
             return ApiError(422, "no_way_through", f"the entry's action is {entry.action}, not warn")
-        events = self.linkwarn.events
+        events = self.runtime.events
         if events is None:
             return ApiError(503, "lists_unavailable", "the event log is not open")
         origin = request.headers.get("origin", "")
@@ -390,9 +387,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message)
 
 
-def create_app(linkwarn: Linkwarn, token: str, started_at: float | None = None) -> ASGIApp:
-    """The API over a running `Linkwarn` addon; *token* guards the writes."""
-    api = Api(linkwarn, token, time.time() if started_at is None else started_at)
+def create_app(runtime: Runtime, token: str, started_at: float | None = None) -> ASGIApp:
+    """The API over a proxy's `Runtime`; *token* guards the writes."""
+    api = Api(runtime, token, runtime.started_at if started_at is None else started_at)
     routes = [
         Route("/v1/status", _endpoint(api.status), methods=["GET"]),
         Route("/v1/check", _endpoint(api.check), methods=["POST"]),
@@ -414,41 +411,32 @@ class _Server(uvicorn.Server):
 
 
 class LocalApi:
-    """mitmproxy addon serving the API next to the `Linkwarn` addon it reads from."""
+    """mitmproxy addon serving the API beside the `Linkwarn` addon, over the same `Runtime`.
 
-    def __init__(self, linkwarn: Linkwarn) -> None:
-        self.linkwarn = linkwarn
+    Its option, ``linkwarn_api_port``, is one of the settings (`proxy_addon.settings`).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.address: str | None = None  # http://127.0.0.1:PORT once listening
         self.token_file: str | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def load(self, loader: Any) -> None:
-        loader.add_option(
-            "linkwarn_api_port", int, DEFAULT_PORT,
-            "Port of the local API for the browser extension, on 127.0.0.1 only. 0: no API.",
-        )  # fmt: skip
-
-    def configure(self, updated: set[str]) -> None:
-        port = ctx.options.linkwarn_api_port
-        if "linkwarn_api_port" in updated and not 0 <= port <= 65535:
-            raise exceptions.OptionsError(f"linkwarn_api_port must be 0 (off) or a port to 65535, not {port}")
-
     def running(self) -> None:
-        port = ctx.options.linkwarn_api_port
-        if not port or self._server is not None:
+        settings = self.runtime.settings
+        if settings is None or not settings.api_port or self._server is not None:
             return
-        settings = self.linkwarn.settings
-        assert settings is not None
+        port = settings.api_port
         try:
             token = load_or_create_secret(settings.data_dir, API_TOKEN_FILE).hex()
             sock = socket.create_server(("127.0.0.1", port))
-        except (OSError, ValueError) as exc:
+        except (OSError, SecretError) as exc:
             logger.error("linkwarn: the local API cannot listen on 127.0.0.1:%d: %s", port, exc)
             return
         sock.setblocking(False)
         config = uvicorn.Config(
-            create_app(self.linkwarn, token),
+            create_app(self.runtime, token),
             http="h11",
             ws="none",
             lifespan="off",
@@ -462,11 +450,11 @@ class LocalApi:
         self._server = _Server(config)
         self.address = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.token_file = str(settings.data_dir / API_TOKEN_FILE)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="linkwarn-api")
+        self._task = self.runtime.spawn(self._server.serve(sockets=[sock]), "linkwarn-api")
         logger.info("linkwarn: local API on %s", self.address)
 
     async def done(self) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
-            await self._task
+            await asyncio.wait([self._task])  # the runtime may have cancelled it already
             self._server = self._task = None

@@ -2,7 +2,10 @@
 
 The request hook only appends to a list. A background task writes what has
 gathered once a second (or sooner when a batch fills) in one transaction, and
-`close` writes the rest, so a normal shutdown loses nothing.
+`close` writes the rest, so a normal shutdown loses nothing. Text from outside
+(URLs, referrers, reasons, comments) is made safe when it is recorded: invalid
+UTF-8 and lone surrogates replaced, control characters escaped, long fields
+cut with a marker, so one event can never stop the queue.
 """
 
 from __future__ import annotations
@@ -11,13 +14,45 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+from dataclasses import fields, replace
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from blocklists.store import Event, Store
 
-__all__ = ["EventLog"]
+__all__ = ["EventKind", "EventLog", "safe_text"]
 
 logger = logging.getLogger(__name__)
+
+MAX_FIELD = 4096
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class EventKind(StrEnum):
+    WARNING = "warning"  # a warning page was shown
+    BLOCK = "block"  # a block page was shown, or a subresource refused
+    PROCEED = "proceed"  # a person proceeded past a warning (with their reason, if asked)
+    AUDIT = "audit"  # an audit entry matched; the request went on
+    REPORT = "report"  # a person reported a mistake
+    REFUSED = "refused"  # a tunnel, WebSocket, code or pass refused
+
+
+def safe_text(value: str, limit: int = MAX_FIELD) -> str:
+    """*value* made safe to store and show: valid UTF-8, no control characters, at most *limit*."""
+    text = value.encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def _safe_event(event: Event) -> Event:
+    changes: dict[str, Any] = {
+        f.name: safe_text(value) for f in fields(event) if isinstance(value := getattr(event, f.name), str)
+    }
+    return replace(event, **changes)
 
 
 class EventLog:
@@ -34,7 +69,7 @@ class EventLog:
 
     def record(self, event: Event) -> None:
         """Queue an event; never blocks, never awaits."""
-        self._pending.append(event)
+        self._pending.append(_safe_event(event))
         if len(self._pending) >= self.batch:
             self._wake.set()
 

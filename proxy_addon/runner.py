@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from blocklists import default_data_dir
 from blocklists.sync import pair_feeds
+from proxy_addon.settings import add_run_flags, run_updates
 from proxy_addon.status import RUN_FILE
+
+if TYPE_CHECKING:
+    from proxy_addon.runtime import Runtime
 
 __all__ = ["add_run_arguments", "run"]
 
@@ -23,12 +28,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen-host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     parser.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default: 8080)")
-    parser.add_argument(
-        "--api-port",
-        type=int,
-        default=8089,
-        help="port of the local API for the browser extension, on 127.0.0.1 (default: 8089; 0: none)",
-    )
     parser.add_argument(
         "--upstream",
         default=None,
@@ -43,18 +42,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="pass TLS to these hosts through uninspected (host:port regex, repeatable); "
         "a listed one is then refused at CONNECT",
     )
-    parser.add_argument(
-        "--fail-mode",
-        choices=("open", "closed"),
-        default="open",
-        help="when the lists cannot be used (default: open)",
-    )
-    parser.add_argument("--no-proceed", action="store_true", help="never offer a way through a warning")
-    parser.add_argument("--proceed-ttl", default="15m", help="how long a proceed pass lasts (default: 15m)")
-    parser.add_argument(
-        "--events-jsonl", default="", metavar="FILE", help="also append events as JSON lines here"
-    )
-    parser.add_argument("--no-sample", action="store_true", help="do not load the bundled sample list")
+    add_run_flags(parser)
     parser.add_argument(
         "--feed", action="append", default=[], metavar="URL", help="follow this signed feed (repeatable)"
     )
@@ -65,7 +53,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PUBKEY",
         help="the feed publisher's public key (ed25519:... or a file); one, or one per --feed",
     )
-    parser.add_argument("--feed-interval", default="5m", help="how often to poll each feed (default: 5m)")
     parser.add_argument(
         "--confdir",
         type=Path,
@@ -83,9 +70,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 class _Banner:
     """Says where the proxy listens and where its CA is, once it listens."""
 
-    def __init__(self, out: TextIO, data_dir: Path, confdir: Path) -> None:
-        self.out, self.data_dir, self.confdir = out, data_dir, confdir
+    def __init__(self, out: TextIO, data_dir: Path, confdir: Path, runtime: Runtime) -> None:
+        self.out, self.data_dir, self.confdir, self.runtime = out, data_dir, confdir, runtime
         self.run_file = data_dir / RUN_FILE
+        self._freezing: asyncio.Task[None] | None = None
 
     def done(self) -> None:
         self.run_file.unlink(missing_ok=True)
@@ -105,15 +93,28 @@ class _Banner:
             if api and api.address
             else ""
         )
+        own_host = self.runtime.settings.own_host if self.runtime.settings else ""
         print(
             f"linkwarn proxy listening on {addresses}\n"
             f"  data directory: {self.data_dir}\n"
-            f"  CA certificate to trust: {self.confdir / 'mitmproxy-ca-cert.pem'}\n"
+            f"  CA certificate to trust: {self.confdir / 'mitmproxy-ca-cert.pem'} "
+            f"(or http://{own_host}/ through the proxy)\n"
             f"{api_line}"
             "  press Ctrl-C to stop",
             file=self.out,
             flush=True,
         )
+        self._freezing = self.runtime.spawn(self._freeze_when_loaded(), "linkwarn-gc-freeze")
+
+    async def _freeze_when_loaded(self) -> None:
+        """Once the lists are loaded, keep the collector from walking them at every full collection.
+
+        A process-wide effect, so it is ``linkwarn run``'s to make, not the addon's:
+        in someone else's mitmdump the addon leaves the collector alone.
+        """
+        await self.runtime.index_ready.wait()
+        gc.collect()
+        gc.freeze()
 
 
 async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -122,6 +123,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from proxy_addon.api import LocalApi
     from proxy_addon.interceptor import Linkwarn
+    from proxy_addon.runtime import Runtime
 
     # linkwarn's own lines (lists loaded, warnings shown) at INFO; mitmproxy's
     # per-connection chatter only from WARNING up, as with mitmdump -q.
@@ -130,22 +132,16 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sync is ours to write
     data_dir: Path = args.data_dir or default_data_dir()
     confdir: Path = args.confdir or data_dir / "mitmproxy"
-    await asyncio.to_thread(confdir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(confdir.mkdir, mode=0o700, parents=True, exist_ok=True)
     opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, confdir=str(confdir))
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    linkwarn = Linkwarn()
-    master.addons.add(linkwarn, LocalApi(linkwarn), _Banner(out, data_dir, confdir))
+    runtime = Runtime()
+    master.addons.add(Linkwarn(runtime), LocalApi(runtime), _Banner(out, data_dir, confdir, runtime))
     updates: dict[str, Any] = {
         "connection_strategy": "lazy",
+        **run_updates(args),
         "linkwarn_data_dir": str(data_dir),
-        "linkwarn_fail_mode": args.fail_mode,
-        "linkwarn_proceed": not args.no_proceed,
-        "linkwarn_proceed_ttl": args.proceed_ttl,
-        "linkwarn_events_jsonl": args.events_jsonl,
-        "linkwarn_sample": not args.no_sample,
         "linkwarn_feeds": pair_feeds(args.feed, args.feed_key),
-        "linkwarn_feed_interval": args.feed_interval,
-        "linkwarn_api_port": args.api_port,
     }
     if args.upstream:
         updates["mode"] = [f"upstream:{args.upstream}"]
