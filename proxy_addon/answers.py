@@ -50,15 +50,13 @@ class Decision:
     proceeded: bool = False
     own_origin: bool = False
     unavailable: str | None = None
+    answered: bool = False  # linkwarn made the response itself: nothing was forwarded
 
     @classmethod
-    def of(cls, entry: Entry, canonical: str, answer: Answer, proceeded: bool = False) -> Decision:
-        return cls(answer, str(entry.action), entry.label, entry.source, canonical, proceeded)
-
-    @property
-    def answered(self) -> bool:
-        """Whether linkwarn set the response itself (nothing was forwarded)."""
-        return self.own_origin or self.unavailable is not None or self.answer in (Answer.PAGE, Answer.REFUSE)
+    def of(cls, entry: Entry, canonical: str, answer: Answer, *, proceeded: bool = False,
+           answered: bool = False) -> Decision:  # fmt: skip
+        answered = answered or answer in (Answer.PAGE, Answer.REFUSE)
+        return cls(answer, str(entry.action), entry.label, entry.source, canonical, proceeded, answered=answered)
 
 
 def client_of(flow: http.HTTPFlow) -> str:

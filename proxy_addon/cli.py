@@ -13,7 +13,6 @@ import json
 import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +32,7 @@ from blocklists import (
     read_list,
 )
 from blocklists.entry import Entry, parse_duration, parse_time
+from blocklists.lists import ParsedList, ProblemKind
 from proxy_addon.arguments import data_dir_parent, duration, list_reading_parent
 from proxy_addon.feedcli import add_feed_commands, cmd_feed, cmd_status, cmd_sync
 from proxy_addon.runner import add_run_arguments
@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         parents=[common, reading],
         help="add list files to the local store",
-        description="Read list files (domains, hosts, adblock, URLs, CSV, JSON) into the store. "
-        "Bad lines are reported with file and line number and skipped; the rest loads.",
+        description="Read list files (domains, hosts, adblock, URLs, CSV, JSON, JSON lines) into the "
+        "store. Bad lines are reported with file and line number and skipped; the rest loads. A file "
+        "of which more than half the lines are rejected is not imported (exit status 2).",
     )
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     imp.add_argument("--reason", default="", help="reason shown to people, for lines without one")
@@ -107,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument(
         "--force", action="store_true", help="list public suffixes and whole shared platforms anyway"
+    )
+    imp.add_argument(
+        "--require-reason",
+        action="store_true",
+        help="people must type a reason to proceed past a warning, for lines that do not say",
+    )
+    imp.add_argument(
+        "--verbose",
+        action="store_true",
+        help="list every problem, including each rule that does not apply to a URL list (cosmetic, ...)",
     )
 
     chk = commands.add_parser(
@@ -179,6 +190,7 @@ async def cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         category=args.category,
         incident=args.incident,
         expires_at=args.expires,
+        require_reason=args.require_reason,
     )
     status = EXIT_OK
     async with _store(args) as store:
@@ -197,20 +209,45 @@ async def cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print(f"linkwarn: error: {exc}", file=err)
                 status = EXIT_USAGE
                 continue
-            for problem in parsed.problems[:MAX_PROBLEMS_SHOWN]:
-                print(problem, file=err)
-            if len(parsed.problems) > MAX_PROBLEMS_SHOWN:
-                print(f"{path}: ... and {len(parsed.problems) - MAX_PROBLEMS_SHOWN} more", file=err)
-            result = await store.import_entries(parsed.source, parsed.entries, replace=args.replace)
-            skipped = Counter(p.kind for p in parsed.problems if p.skipped)
-            why = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
+            _print_problems(path, parsed, args.verbose, err)
+            if parsed.mostly_rejected:
+                print(
+                    f"linkwarn: error: {path}: {parsed.rejected} of {parsed.content_lines} lines rejected, "
+                    f"read as a {parsed.format} list ({parsed.why}); nothing imported from it. "
+                    "If it is another format, name it with --format.",
+                    file=err,
+                )
+                status = EXIT_USAGE
+                continue
+            result = await store.import_rows(parsed.source, parsed.rows, replace=args.replace)
+            skipped = parsed.skipped_by_label()
+            why = ", ".join(f"{n} {label}" for label, n in skipped.most_common())
+            approximate = parsed.count(ProblemKind.APPROXIMATE)
             print(
                 f"{path}: {parsed.format} list, {parsed.lines} lines -> source {parsed.source!r}: "
                 f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
-                f"{result.removed} removed, {sum(skipped.values())} skipped" + (f" ({why})" if why else ""),
+                f"{result.removed} removed, {sum(skipped.values())} skipped"
+                + (f" ({why})" if why else "")
+                + (f", {approximate} loaded approximately" if approximate else ""),
                 file=out,
             )
     return status
+
+
+def _print_problems(path: Path, parsed: ParsedList, verbose: bool, err: TextIO) -> None:
+    """Each problem, up to MAX_PROBLEMS_SHOWN of them; rules that merely do not apply only with --verbose."""
+    shown = 0
+    hidden = 0
+    for problem in parsed.problems:
+        if problem.quiet and not verbose:
+            continue
+        if shown < MAX_PROBLEMS_SHOWN or verbose:
+            print(printable(str(problem)), file=err)
+            shown += 1
+        else:
+            hidden += 1
+    if hidden:
+        print(f"{path}: ... and {hidden} more (--verbose lists them all)", file=err)
 
 
 def verdict_json(verdict: Verdict) -> dict[str, Any]:

@@ -133,7 +133,7 @@ class Linkwarn:
         request = flow.request
         if self.origin.serves(request):
             request.stream = False  # its forms are read whole, and nothing is ever forwarded
-            flow.metadata[METADATA_KEY] = Decision(own_origin=True)
+            flow.metadata[METADATA_KEY] = Decision(own_origin=True, answered=True)
             return None  # answered in `request`, once the body is in
         passes = take_passes(request)
         if CODE_PARAM in request.path:
@@ -365,7 +365,7 @@ class Linkwarn:
         if "/" not in host and request_host.endswith("." + host) and not host.replace(".", "").isdigit():
             attributes.append(f"Domain={host}")
         flow.metadata[METADATA_KEY] = Decision.of(
-            entry, verdict.canonical.url, Answer.FORWARD, proceeded=True
+            entry, verdict.canonical.url, Answer.FORWARD, proceeded=True, answered=True
         )
         flow.response = redirect_response(url, set_cookie="; ".join(attributes))
 
@@ -402,7 +402,7 @@ class Linkwarn:
             message = f"linkwarn cannot check this request ({why}), and is set to fail closed.\n"
             flow.response = http.Response.make(503, message, {"content-type": "text/plain; charset=utf-8"})
         flow.response.headers["x-linkwarn"] = "unavailable"
-        flow.metadata[METADATA_KEY] = Decision(unavailable=why)
+        flow.metadata[METADATA_KEY] = Decision(unavailable=why, answered=True)
 
     def _record(
         self, flow: http.HTTPFlow, kind: EventKind, verdict: Verdict, detail: str | None = None

@@ -120,7 +120,7 @@ class OwnOrigin:
     async def answer(self, flow: http.HTTPFlow) -> None:
         """Answer a request to the own origin; nothing here is ever forwarded."""
         request = flow.request
-        flow.metadata[METADATA_KEY] = Decision(own_origin=True)
+        flow.metadata[METADATA_KEY] = Decision(own_origin=True, answered=True)
         t = texts_for(request.headers.get("accept-language"))
         path = request.path.split("?", 1)[0]
         routes = {
@@ -275,7 +275,7 @@ class OwnOrigin:
             matched_expression=verdict.winner.expression,
             explanation=tuple(verdict.explain()),
             proceed_token=proceed,
-            reason_required=settings.require_reason or getattr(entry, "require_reason", False),
+            reason_required=settings.require_reason or entry.require_reason,
             report_token=report,
             back_url=request.headers.get("referer"),
             proceed_minutes=max(1, settings.proceed_seconds // 60),
@@ -345,7 +345,7 @@ class OwnOrigin:
             self._refuse(flow, t, "refused_no_way")
             return
         reason = form.get("reason", "").strip()[:MAX_REASON]
-        if (settings.require_reason or getattr(entry, "require_reason", False)) and not reason:
+        if (settings.require_reason or entry.require_reason) and not reason:
             self._refuse(flow, t, "refused_reason", status=400)
             return
         self._record(flow, EventKind.PROCEED, verdict, detail=reason or None)

@@ -21,6 +21,8 @@ from mitmproxy.test import taddons
 from blocklists import Action, Entry, Store, key_of
 from proxy_addon.api import MAX_BODY, LocalApi, create_app
 from proxy_addon.interceptor import Linkwarn
+from proxy_addon.runtime import Runtime
+from tests.support.hooks import proxy_with
 from tests.support.servers import RunningProxy, free_port
 
 ENTRIES = [
@@ -41,29 +43,21 @@ def conforms(body: Any, schema: str) -> None:
 
 
 class Api:
-    def __init__(self, addon: Linkwarn, client: httpx.AsyncClient) -> None:
-        self.addon, self.client = addon, client
+    def __init__(self, runtime: Runtime, client: httpx.AsyncClient) -> None:
+        self.runtime, self.client = runtime, client
 
     async def events(self) -> list[tuple[str, str, str | None, str | None]]:
-        assert self.addon.events is not None
-        assert self.addon.store is not None
-        await self.addon.events.flush()
-        return [(e.kind, e.client, e.expression, e.detail) for e in await self.addon.store.events()]
+        assert self.runtime.events is not None
+        assert self.runtime.store is not None
+        await self.runtime.events.flush()
+        return [(e.kind, e.client, e.expression, e.detail) for e in await self.runtime.store.events()]
 
 
 async def _api(data_dir: Path, entries: list[Entry]) -> AsyncIterator[Api]:
-    if entries:
-        async with Store.in_dir(data_dir) as store:
-            await store.import_entries("corp", entries)
-    addon = Linkwarn()
-    with taddons.context(addon) as tctx:
-        tctx.configure(addon, linkwarn_data_dir=str(data_dir), linkwarn_proceed_ttl="10m")
-        addon.running()
-        await addon.ready.wait()
-        transport = httpx.ASGITransport(app=create_app(addon, TOKEN))
+    async with proxy_with(data_dir, entries, linkwarn_proceed_ttl="10m") as proxy:
+        transport = httpx.ASGITransport(app=create_app(proxy.runtime, TOKEN))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8089") as client:
-            yield Api(addon, client)
-        await addon.done()
+            yield Api(proxy.runtime, client)
 
 
 @pytest.fixture
@@ -184,7 +178,7 @@ async def test_check_says_when_the_lists_cannot_be_used(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the data directory should be")
     async for api in _api(blocker, []):
-        assert api.addon.unavailable is not None
+        assert api.runtime.unavailable is not None
         response = await api.client.post("/v1/check", json={"urls": ["http://mirror.test/"]})
         assert error_of(response, 503) == "lists_unavailable"
         status = (await api.client.get("/v1/status")).json()
@@ -406,15 +400,14 @@ async def test_the_openapi_document_covers_every_route(api: Api) -> None:
 async def test_the_addon_serves_the_api_on_loopback_and_keeps_a_private_token(tmp_path: Path) -> None:
     async with Store.in_dir(tmp_path) as store:
         await store.import_entries("corp", ENTRIES)
-    linkwarn = Linkwarn()
-    api = LocalApi(linkwarn)
+    runtime = Runtime()
+    linkwarn, api = Linkwarn(runtime), LocalApi(runtime)
     port = free_port()
     with taddons.context(linkwarn, api) as tctx:
-        tctx.configure(linkwarn, linkwarn_data_dir=str(tmp_path))
-        tctx.configure(api, linkwarn_api_port=port)
+        tctx.configure(linkwarn, linkwarn_data_dir=str(tmp_path), linkwarn_api_port=port)
         linkwarn.running()
         api.running()
-        await linkwarn.ready.wait()
+        await runtime.ready.wait()
         assert api.address == f"http://127.0.0.1:{port}"
         token_file = tmp_path / "api.token"
         assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
@@ -440,27 +433,26 @@ async def test_a_busy_port_is_reported_and_the_proxy_goes_on(
 ) -> None:
     taken = socket.create_server(("127.0.0.1", 0))
     port = taken.getsockname()[1]
-    linkwarn = Linkwarn()
-    api = LocalApi(linkwarn)
+    runtime = Runtime()
+    linkwarn, api = Linkwarn(runtime), LocalApi(runtime)
     with taddons.context(linkwarn, api) as tctx:
-        tctx.configure(linkwarn, linkwarn_data_dir=str(tmp_path))
-        tctx.configure(api, linkwarn_api_port=port)
+        tctx.configure(linkwarn, linkwarn_data_dir=str(tmp_path), linkwarn_api_port=port)
         with caplog.at_level(logging.ERROR):
             api.running()
         assert api.address is None
         assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
         linkwarn.running()
-        await linkwarn.ready.wait()
-        assert linkwarn.checker is not None
+        await runtime.ready.wait()
+        assert runtime.checker is not None
         await linkwarn.done()
     taken.close()
 
 
 @pytest.mark.parametrize("port", [-1, 65536])
 def test_a_bad_api_port_is_refused(port: int) -> None:
-    api = LocalApi(Linkwarn())
-    with taddons.context(api) as tctx, pytest.raises(exceptions.OptionsError, match="linkwarn_api_port"):
-        tctx.configure(api, linkwarn_api_port=port)
+    linkwarn = Linkwarn()
+    with taddons.context(linkwarn) as tctx, pytest.raises(exceptions.OptionsError, match="linkwarn_api_port"):
+        tctx.configure(linkwarn, linkwarn_api_port=port)
 
 
 # -- against a running ``linkwarn run`` ------------------------------------------------------

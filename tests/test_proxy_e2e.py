@@ -85,8 +85,9 @@ def test_listed_http_navigation_gets_the_page_and_the_host_is_never_contacted(
     client: httpx.Client, upstreams: tuple[Upstream, Upstream]
 ) -> None:
     marks = [upstream.mark() for upstream in upstreams]
-    response = client.get("http://mirror.test/film.mkv", headers=NAVIGATE)
-    assert response.status_code == 403
+    response = client.get("http://mirror.test/film.mkv", headers=NAVIGATE, follow_redirects=True)
+    assert response.status_code == 200
+    assert response.url.host == "linkwarn.internal"
     assert "This page is blocked" in response.text
     assert "Sample entry: hosts unreleased films" in response.text
     assert upstreams[0].hosts_since(marks[0]) | upstreams[1].hosts_since(marks[1]) == set()
@@ -98,17 +99,25 @@ def test_listed_https_navigation_over_http1(
     mark = upstreams[1].mark()
     response = client.get("https://leak.example/inbox", headers=NAVIGATE)
     assert response.http_version == "HTTP/1.1"
-    assert response.status_code == 403
-    assert "Warning: this link leads to leaked material" in response.text
-    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("https://linkwarn.internal/warning?t=")
+    # The own origin over HTTPS, verified against the proxy's CA, answered by the proxy itself.
+    page = client.get(location, headers=NAVIGATE)
+    assert page.status_code == 200
+    assert "Warning: this link leads to leaked material" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
     assert upstreams[1].hosts_since(mark) == set()
 
 
 def test_listed_https_navigation_over_http2(running_proxy: RunningProxy) -> None:
     response = h2_get(running_proxy, "www.leak.example", "/", NAVIGATE)
     assert response.alpn == "h2"
-    assert response.status == 403
-    assert "/__linkwarn/proceed" in response.text
+    assert response.status == 303
+    assert response.headers["location"].startswith("https://linkwarn.internal/warning?t=")
+    page = h2_get(running_proxy, "linkwarn.internal", response.headers["location"].split(".internal", 1)[1], NAVIGATE)
+    assert page.status == 200
+    assert 'action="/proceed"' in page.text
 
 
 def test_unlisted_over_http2_reaches_the_upstream(running_proxy: RunningProxy) -> None:
@@ -140,33 +149,50 @@ def test_each_hop_of_a_redirect_chain_is_checked(
             break
         url = str(response.url.join(response.headers["location"]))
     # Two plain hops, then the hop whose Location is listed is answered by the proxy.
-    assert hops == [302, 302, 403]
-    assert "mirror.test/film" in response.text
+    assert hops == [302, 302, 303]
+    assert response.headers["location"].startswith("https://linkwarn.internal/warning?t=")
+    assert "mirror.test/film" in client.get(response.headers["location"], headers=NAVIGATE).text
     assert "mirror.test" not in upstreams[0].hosts_since(mark)
 
 
 def test_proceed_through_a_warning(client: httpx.Client, upstreams: tuple[Upstream, Upstream]) -> None:
-    page = client.get("https://leak.example/salaries", headers=NAVIGATE)
+    first = client.get("https://leak.example/salaries?q=1", headers=NAVIGATE)
+    page = client.get(first.headers["location"], headers=NAVIGATE)
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token is not None
+    time.sleep(1.05)  # as long as a person takes to read the page, at least
     posted = client.post(
-        "https://leak.example/__linkwarn/proceed",
-        data={"token": token.group(1), "url": "https://leak.example/salaries"},
-        headers={"origin": "https://leak.example", "sec-fetch-site": "same-origin"},
+        "https://linkwarn.internal/proceed",
+        data={"token": token.group(1)},
+        headers={"origin": "https://linkwarn.internal", "sec-fetch-site": "same-origin"},
     )
     assert posted.status_code == 303
-    assert posted.headers["location"] == "https://leak.example/salaries"
-    through = client.get("https://leak.example/salaries", headers=NAVIGATE)
+    with_code = posted.headers["location"]
+    assert with_code.startswith("https://leak.example/salaries?q=1&linkwarn-proceed-code=")
+    consumed = client.get(with_code, headers=NAVIGATE)
+    assert consumed.status_code == 303
+    assert consumed.headers["location"] == "https://leak.example/salaries?q=1"
+    assert "HttpOnly" in consumed.headers["set-cookie"]
+    through = client.get("https://leak.example/salaries?q=1", headers=NAVIGATE)
     assert through.status_code == 200
     assert "upstream page" in through.text
     host, path, cookie = upstreams[1].server.seen[-1]
-    assert (host, path) == ("leak.example", "/salaries")
-    assert cookie is None or "linkwarn_pass" not in cookie  # stripped before going upstream
+    assert (host, path) == ("leak.example", "/salaries?q=1")  # neither the code nor the pass went up
+    assert cookie is None or "linkwarn_pass" not in cookie
     client.cookies.clear()
 
 
+def test_the_own_origin_over_plain_http_offers_the_ca(running_proxy: RunningProxy) -> None:
+    with httpx.Client(proxy=running_proxy.url, timeout=20) as plain:
+        page = plain.get("http://linkwarn.internal/", headers=NAVIGATE)
+        assert page.status_code == 200
+        assert "Install linkwarn" in page.text
+        pem = plain.get("http://linkwarn.internal/cert/pem")
+    assert pem.content == running_proxy.ca_file.read_bytes()
+
+
 def test_events_are_stored_and_listed(running_proxy: RunningProxy, client: httpx.Client) -> None:
-    client.get("https://mirror.test/events-check", headers=NAVIGATE)
+    client.get("https://mirror.test/events-check", headers=NAVIGATE, follow_redirects=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         command = [sys.executable, "-m", "proxy_addon.cli", "events", "--json"]
@@ -207,7 +233,7 @@ def test_oversized_and_malformed_requests_never_crash_the_proxy(
             raw.sendall(junk)
             raw.recv(200)
     # Still serving, still catching.
-    assert client.get("http://mirror.test/after", headers=NAVIGATE).status_code == 403
+    assert client.get("http://mirror.test/after", headers=NAVIGATE).status_code == 303
     assert client.get("http://clean.test/after", headers=NAVIGATE).status_code == 200
 
 
@@ -228,13 +254,13 @@ def test_the_addon_loads_in_plain_mitmdump(tmp_path: Path, upstreams: tuple[Upst
         with httpx.Client(proxy=f"http://127.0.0.1:{port}", timeout=10) as plain:
             while True:
                 try:
-                    response = plain.get("http://mirror.test/", headers=NAVIGATE)
+                    response = plain.get("http://mirror.test/", headers=NAVIGATE, follow_redirects=True)
                     break
                 except httpx.TransportError:
                     assert process.poll() is None, "mitmdump exited"
                     assert time.monotonic() < deadline, "mitmdump did not start in time"
                     time.sleep(0.2)
-            assert response.status_code == 403
+            assert response.status_code == 200
             assert "This page is blocked" in response.text
             assert plain.get("http://clean.test/", headers=NAVIGATE).status_code == 200
         # The script serves the extension's local API too.
