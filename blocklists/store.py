@@ -207,6 +207,10 @@ def _in_key_order(rows: Sequence[EntryRow]) -> Sequence[EntryRow]:
     return rows
 
 
+def _sorted_by_key(rows: Iterable[EntryRow]) -> list[EntryRow]:
+    return sorted(rows, key=itemgetter(0))
+
+
 def _sorted_rows(entries: Iterable[Entry]) -> list[EntryRow]:
     rows = [e.row() for e in entries]
     rows.sort(key=itemgetter(0))
@@ -545,10 +549,24 @@ class Store:
         replace: bool = False,
     ) -> ImportResult:
         """Add or update *entries* under *source*; with *replace*, drop the source's others."""
-        now = int(time.time())
         # Built and sorted in a worker thread: a million entries must not stall
         # the event loop of a running proxy.
         rows = await asyncio.to_thread(_sorted_rows, entries)
+        return await self._import(source, rows, kind, replace)
+
+    async def import_rows(
+        self,
+        source: str,
+        rows: Iterable[EntryRow],
+        *,
+        kind: str = "local",
+        replace: bool = False,
+    ) -> ImportResult:
+        """`import_entries` for rows (`Entry.row`, `ParsedList.rows`): no object per entry."""
+        return await self._import(source, await asyncio.to_thread(_sorted_by_key, rows), kind, replace)
+
+    async def _import(self, source: str, rows: list[EntryRow], kind: str, replace: bool) -> ImportResult:
+        now = int(time.time())
         async with self.transaction() as tx:
             source_id = await tx.source_id(source, kind, now)
             before = await tx.count(source_id)

@@ -260,6 +260,11 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
         "action": None if verdict.action is None else str(verdict.action),
         "entry": None if entry is None else entry_json(entry),
         "matched_expression": None if verdict.winner is None else verdict.winner.expression,
+        "matches": [
+            {"winner": number == 0, "matched_expression": m.expression, **entry_json(m.entry)}
+            for number, m in enumerate(verdict.matches)
+        ],
+        "expired": [{"matched_expression": m.expression, **entry_json(m.entry)} for m in verdict.expired],
         "others": [
             {"expression": m.expression, "action": str(m.entry.action), "source": m.entry.source}
             for m in verdict.matches[1:]
@@ -280,6 +285,7 @@ def entry_json(entry: Entry) -> dict[str, Any]:
         "source": entry.source,
         "added_at": entry.added_at,
         "expires_at": entry.expires_at,
+        "require_reason": entry.require_reason,
     }
 
 
@@ -307,6 +313,24 @@ def _print_trace(verdict: Verdict, out: TextIO) -> None:
         ):
             if value:
                 print(f"{label + ':':<11} {printable(value)}", file=out)
+        if entry.require_reason:
+            print("proceeding: needs a typed reason", file=out)
+    listed = [(m, m is verdict.winner) for m in verdict.matches] + [(m, False) for m in verdict.expired]
+    if listed:
+        print(f"entries that match ({len(verdict.matches)}, * the winner):", file=out)
+    for match, winner in listed:
+        entry = match.entry
+        notes = [f"list {entry.source!r}"]
+        if match.expression != entry.label:
+            notes.append(f"as {match.expression}")
+        if not entry.is_live(time.time()):
+            notes.append("expired")
+        if entry.require_reason:
+            notes.append("reason required to proceed")
+        if entry.reason:
+            notes.append(f"reason: {entry.reason}")
+        line = f"  {'*' if winner else ' '} {entry.action:<6} {entry.label}  ({'; '.join(notes)})"
+        print(printable(line), file=out)
     for line in verdict.explain():
         print(f"  {line}", file=out)
 

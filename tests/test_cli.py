@@ -42,7 +42,7 @@ def test_import_reports_a_summary_and_problems(run: Run, adblock: Path) -> None:
     code, out, err = run("import", str(adblock), "--reason", "Leaked studio e-mail")
     assert code == 0
     assert "adblock list, 6 lines -> source 'mirrors.txt': 3 added, 0 updated, 0 unchanged" in out
-    assert "2 skipped (1 public-suffix, 1 unsupported)" in out
+    assert "2 skipped (1 public-suffix, 1 malformed)" in out
     assert "mirrors.txt:4: skipped: co.uk is a public suffix" in err
     assert "mirrors.txt:6: skipped" in err
     code, out, _ = run("import", str(adblock))
@@ -188,3 +188,69 @@ def test_events_are_shown_without_terminal_escapes(run: Run) -> None:
     assert json.loads(out)["detail"] == "not a leak\x1b]0;pwned\x07\x1b[2J"  # JSON keeps it, escaped
     code, out, _ = run("events", "--since", "1h")
     assert out == "no events\n"
+
+
+def test_check_lists_every_matching_entry_with_its_list_and_the_winner(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "feedlike.txt").write_text("||leak.example^\n@@||press.leak.example^\n")
+    (tmp_path / "it.csv").write_text(
+        "url,action,reason,require_reason\nhttps://press.leak.example/,warn,Press copy,yes\n"
+    )
+    run("import", str(tmp_path / "feedlike.txt"), str(tmp_path / "it.csv"))
+    code, out, _ = run("check", "http://press.leak.example/story")
+    assert code == 1
+    assert "entries that match (3, * the winner):" in out
+    assert "  * allow  press.leak.example/  (list 'feedlike.txt')" in out
+    assert (
+        "    warn   press.leak.example/  (list 'it.csv'; reason required to proceed; reason: Press copy)"
+        in out
+    )
+    assert "    block  leak.example/  (list 'feedlike.txt')" in out
+    _, out, _ = run("check", "--json", "http://press.leak.example/story")
+    verdict = json.loads(out)
+    assert [(m["winner"], m["action"], m["source"], m["require_reason"]) for m in verdict["matches"]] == [
+        (True, "allow", "feedlike.txt", False),
+        (False, "warn", "it.csv", True),
+        (False, "block", "feedlike.txt", False),
+    ]
+    assert verdict["matches"][2]["matched_expression"] == "leak.example/"
+    _, out, _ = run("check", "--json", "http://www.leak.example/")
+    assert json.loads(out)["entry"]["require_reason"] is False
+    run("import", str(tmp_path / "it.csv"), "--source", "strict")
+    _, out, _ = run("check", "http://x.press.leak.example/")
+    assert "proceeding: needs a typed reason" not in out  # allow wins
+    (tmp_path / "warn.txt").write_text("warned.test\n")
+    run("import", str(tmp_path / "warn.txt"), "--action", "warn", "--require-reason")
+    _, out, _ = run("check", "http://warned.test/")
+    assert "proceeding: needs a typed reason" in out
+
+
+def test_a_file_mostly_rejected_is_not_imported_and_says_how_it_was_read(run: Run, tmp_path: Path) -> None:
+    page = tmp_path / "list.txt"
+    page.write_text("<html>\n<body>\n<h1>Not Found</h1>\n</body>\n</html>\nleak.example\n")
+    code, out, err = run("import", str(page))
+    assert code == 2
+    assert "list.txt: 5 of 6 lines rejected, read as a domains list (mostly names of 6 lines sampled" in err
+    assert "nothing imported from it" in err
+    assert "--format" in err
+    _, out, _ = run("list")
+    assert "no lists yet" in out
+    csv_as_txt = tmp_path / "urls.txt"
+    csv_as_txt.write_text("https://a.test/ x\nhttps://b.test/ y\nhttps://c.test/ z\n")
+    code, _, err = run("import", str(csv_as_txt), "--format", "hosts")
+    assert code == 2
+    assert "read as a hosts list (--format says so)" in err
+
+
+def test_import_counts_what_does_not_apply_and_lists_it_only_when_verbose(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "ubo.txt"
+    path.write_text(
+        "! uBO\nmirror.test\n||leak.test/dump^$all\nleak.test##.ad\n||img.test^$image\n||x.test/a-\n"
+    )
+    code, out, err = run("import", str(path))
+    assert code == 0
+    assert "2 skipped (1 cosmetic, 1 resource-type option), 1 loaded approximately" in out
+    assert "ubo.txt:4" not in err
+    assert "ubo.txt:6: warning: '||x.test/a-' ends mid-segment" in err
+    code, out, err = run("import", str(path), "--verbose")
+    assert "ubo.txt:4: skipped: a cosmetic rule" in err
+    assert "ubo.txt:5: skipped: resource-type option 'image'" in err
