@@ -14,6 +14,7 @@ import httpx
 
 from blocklists import Action, Defaults, Entry, ListFormat, Store, read_list
 from blocklists.feed import FeedError, generate_keys, load_private_key, publish, read_self_tests
+from blocklists.lists import ProblemKind
 from blocklists.sync import FeedSyncer, pair_feeds, parse_subscription
 from proxy_addon.arguments import duration
 from proxy_addon.status import status_report
@@ -21,7 +22,15 @@ from proxy_addon.status import status_report
 __all__ = ["add_feed_commands", "cmd_feed", "cmd_status", "cmd_sync"]
 
 LINT_ERRORS = frozenset(
-    {"public-suffix", "shared-platform", "duplicate", "conflict", "malformed", "unsupported"}
+    {
+        ProblemKind.PUBLIC_SUFFIX,
+        ProblemKind.SHARED_PLATFORM,
+        ProblemKind.DUPLICATE,
+        ProblemKind.CONFLICT,
+        ProblemKind.MALFORMED,
+        ProblemKind.UNSUPPORTED,
+        ProblemKind.NOT_APPLICABLE,
+    }
 )
 
 
@@ -130,6 +139,11 @@ def _publish(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             force=args.force,
             now=now,
         )
+        if parsed.mostly_rejected:
+            errors.append(
+                f"{path.name}: {parsed.rejected} of {parsed.content_lines} lines rejected, read as a "
+                f"{parsed.format} list ({parsed.why}): wrong format? name it with --format"
+            )
         errors.extend(str(p) for p in parsed.problems if p.kind in LINT_ERRORS)
         for entry in parsed.entries:
             if entry.key in entries:
