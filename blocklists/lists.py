@@ -279,8 +279,8 @@ class _Registrable:
         if "xn--" in host:
             return registrable_domain(host)
         end = host.rfind(".")
-        if end < 0:
-            return registrable_domain(host)
+        if end < 0:  # a top-level domain under a wildcard rule ("*.ck") is a public suffix itself
+            return "" if host in self.wild else registrable_domain(host)
         k, start = 2, host.rfind(".", 0, end)
         while (k < len(self.deep) and host[start + 1 :] in self.deep[k]) or host[end + 1 :] in self.wild:
             if start < 0:

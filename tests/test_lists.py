@@ -421,6 +421,12 @@ def test_the_registrable_domain_shortcut_agrees_with_tldextract(host: str) -> No
     assert _Registrable()(host) == registrable_domain(host)
 
 
+def test_a_top_level_domain_under_a_wildcard_rule_is_a_public_suffix() -> None:
+    parsed = parse_list("ck\nmm\nintranet\n", source="d.txt", fmt=ListFormat.DOMAINS)
+    assert [e.expression for e in parsed.entries] == ["intranet/"]
+    assert [p.kind for p in parsed.problems] == ["public-suffix", "public-suffix"]
+
+
 @pytest.mark.parametrize(
     "name",
     ["Leak.Example", "leak.example.", "*.leak.example", "a_b.test", "-x.test", "0x10.test", "1.2.3.4",
