@@ -635,7 +635,10 @@ def _parse_adblock(lines: Iterable[str], out: _Collector) -> None:
 def _adblock_line(number: int, line: str, out: _Collector) -> None:
     if _COSMETIC.search(line):
         out.problem(
-            number, ProblemKind.NOT_APPLICABLE, "a cosmetic rule: it hides parts of pages", group="cosmetic"
+            number,
+            ProblemKind.NOT_APPLICABLE,
+            f"{_shown(line)}: a cosmetic rule, it hides parts of pages",
+            group="cosmetic",
         )
         return
     if " " in line or "\t" in line:
@@ -658,9 +661,9 @@ def _adblock_line(number: int, line: str, out: _Collector) -> None:
             out.problem(
                 number,
                 kind,
-                f"{group} {pattern[dollar + 1 :]!r}: does not apply to a page's address"
+                f"{group} {pattern[dollar + 1 :]!r} in {_shown(line)}: does not apply to a page's address"
                 if kind == ProblemKind.NOT_APPLICABLE
-                else f"rule options {pattern[dollar + 1 :]!r} are not known",
+                else f"rule options {pattern[dollar + 1 :]!r} in {_shown(line)} are not known",
                 group=group,
             )
             return
@@ -669,7 +672,7 @@ def _adblock_line(number: int, line: str, out: _Collector) -> None:
         out.problem(
             number,
             ProblemKind.UNSUPPORTED,
-            "regular-expression rules are not supported",
+            f"{_shown(line)}: regular-expression rules are not supported",
             group="regular expression",
         )
         return
@@ -686,7 +689,7 @@ def _adblock_line(number: int, line: str, out: _Collector) -> None:
         out.problem(
             number,
             ProblemKind.UNSUPPORTED,
-            "a rule with no host anchor ('||host' or '|URL')",
+            f"{_shown(line)}: a rule with no host anchor ('||host' or '|URL')",
             group="generic rule",
         )
 

@@ -252,5 +252,5 @@ def test_import_counts_what_does_not_apply_and_lists_it_only_when_verbose(run: R
     assert "ubo.txt:4" not in err
     assert "ubo.txt:6: warning: '||x.test/a-' ends mid-segment" in err
     code, out, err = run("import", str(path), "--verbose")
-    assert "ubo.txt:4: skipped: a cosmetic rule" in err
-    assert "ubo.txt:5: skipped: resource-type option 'image'" in err
+    assert "ubo.txt:4: skipped: 'leak.test##.ad': a cosmetic rule" in err
+    assert "ubo.txt:5: skipped: resource-type option 'image' in '||img.test^$image'" in err
