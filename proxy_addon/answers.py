@@ -56,7 +56,9 @@ class Decision:
     def of(cls, entry: Entry, canonical: str, answer: Answer, *, proceeded: bool = False,
            answered: bool = False) -> Decision:  # fmt: skip
         answered = answered or answer in (Answer.PAGE, Answer.REFUSE)
-        return cls(answer, str(entry.action), entry.label, entry.source, canonical, proceeded, answered=answered)
+        return cls(
+            answer, str(entry.action), entry.label, entry.source, canonical, proceeded, answered=answered
+        )
 
 
 def client_of(flow: http.HTTPFlow) -> str:
@@ -108,7 +110,11 @@ def header_safe(value: str, *, url: bool = False) -> str:
     unsafe = _UNSAFE_URL if url else _UNSAFE
     if not unsafe.search(value):
         return value
-    return quote(value, safe=_ASCII_PRINTABLE if url else _ASCII_PRINTABLE + " ")
+    try:  # the bytes mitmproxy read (it decodes them with surrogateescape)
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogatepass")
+    return quote(raw, safe=_ASCII_PRINTABLE if url else _ASCII_PRINTABLE + " ")
 
 
 _PAGE_HEADERS = {
@@ -134,7 +140,9 @@ def page_response(status: int, html: str, **headers: str) -> http.Response:
 
 def redirect_response(location: str, *, status: int = 303, **headers: str) -> http.Response:
     response = http.Response.make(
-        status, b"", {"location": header_safe(location, url=True), "cache-control": "no-store", "content-length": "0"}
+        status,
+        b"",
+        {"location": header_safe(location, url=True), "cache-control": "no-store", "content-length": "0"},
     )
     for name, value in headers.items():
         response.headers[name.replace("_", "-")] = header_safe(value)

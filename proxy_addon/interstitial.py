@@ -31,6 +31,7 @@ __all__ = [
     "CaPage",
     "Texts",
     "WarningPage",
+    "policy_for_proceed",
     "render_ca_page",
     "render_message",
     "render_warning",
@@ -62,7 +63,8 @@ dt { color: var(--muted); }
 dd { margin: 0; overflow-wrap: anywhere; min-width: 0; }
 code { font: .9em ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: anywhere; }
 .actions { display: flex; flex-wrap: wrap; gap: .75rem; align-items: flex-end; margin: 1.5rem 0 1rem; }
-.actions form { margin: 0; display: flex; flex-direction: column; gap: .5rem; flex: 1 1 16rem; }
+.actions form { margin: 0; display: flex; flex-direction: column; gap: .5rem; }
+.actions form.with-reason { flex: 1 1 16rem; }
 a.button, button { font: inherit; padding: .6rem 1.1rem; border-radius: 6px; cursor: pointer;
   border: 1px solid var(--line); background: #fff; color: var(--ink); text-decoration: none;
   text-align: center; }
@@ -99,6 +101,21 @@ CONTENT_SECURITY_POLICY = (
     f"default-src 'none'; style-src {_hash(_STYLE)}; script-src {_hash(_SCRIPT)}; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$")
+
+
+def policy_for_proceed(url: str) -> str:
+    """The warning page's policy when its Proceed form may lead on to *url*'s origin.
+
+    ``form-action`` applies to the redirects a form's answer makes too, so the
+    Proceed redirect to the listed site must be named. Anything that is not a
+    plain origin is left out (Proceed then fails closed in the browser).
+    """
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    if not _ORIGIN.match(origin):
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self' {origin}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +184,18 @@ class WarningPage:
     reason_required: bool = False
     report_token: str = ""
     back_url: str | None = None
-    proceed_minutes: int = 15
+    proceed_seconds: int = 900
     truncated: bool = False
     organisation: Organisation = field(default_factory=Organisation)
+
+
+def _duration(seconds: int, t: Texts) -> str:
+    """A duration in the page's language, in the largest whole unit: 90 seconds, 15 minutes, 2 hours."""
+    if seconds % 3600 == 0:
+        return t.words["unit_hours"].format(n=seconds // 3600)
+    if seconds % 60 == 0:
+        return t.words["unit_minutes"].format(n=seconds // 60)
+    return t.words["unit_seconds"].format(n=seconds)
 
 
 def _safe_link(url: str | None) -> str:
@@ -226,6 +252,7 @@ def render_warning(page: WarningPage, t: Texts) -> str:
         f'<a id="back" class="button primary" href="{escape(_safe_link(page.back_url))}">{t("go_back")}</a>'
     ]
     if page.proceed_token is not None and not blocked:
+        duration = _duration(page.proceed_seconds, t)
         reason = (
             f'<label for="reason">{t("reason_label")}</label>'
             f'<textarea id="reason" name="reason" required maxlength="{MAX_REASON}"></textarea>'
@@ -233,9 +260,9 @@ def render_warning(page: WarningPage, t: Texts) -> str:
             else ""
         )
         actions.append(
-            f'<form method="post" action="{PROCEED_PATH}">'
+            f'<form method="post" action="{PROCEED_PATH}"{" class=with-reason" if reason else ""}>'
             f'<input type="hidden" name="token" value="{escape(page.proceed_token)}">{reason}'
-            f'<button type="submit" id="proceed">{t("proceed", minutes=page.proceed_minutes)}</button>'
+            f'<button type="submit" id="proceed">{t("proceed", duration=duration)}</button>'
             "</form>"
         )
     report = (

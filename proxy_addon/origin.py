@@ -5,8 +5,8 @@ reach: a page of the listed site cannot read it (it sends no CORS headers), fram
 it (``frame-ancestors 'none'``), or post to it (a post must carry this origin's
 own ``Origin`` and, where the browser sends it, ``Sec-Fetch-Site: same-origin``).
 
-    GET  /                the CA certificate and how to trust it (mitm.it's job, for linkwarn)
-    GET  /cert/pem|cer    the certificate itself
+    GET  /                the CA certificate and how to trust it (mitm.it's job, for linkwarn), also over HTTP
+    GET  /cert/pem|cer    the certificate itself, also over HTTP
     GET  /warning?t=...   the warning page for a signed ticket (client, entry, URL)
     POST /proceed         Proceed: a person's click, not sooner than MIN_DWELL after the page opened;
                           answered with a redirect carrying a one-time code to the listed URL
@@ -42,11 +42,13 @@ from proxy_addon.answers import (
 )
 from proxy_addon.events import EventKind
 from proxy_addon.interstitial import (
+    CONTENT_SECURITY_POLICY,
     MAX_COMMENT,
     MAX_REASON,
     CaPage,
     Texts,
     WarningPage,
+    policy_for_proceed,
     render_ca_page,
     render_message,
     render_warning,
@@ -67,6 +69,7 @@ CODE_SECONDS = 60
 MIN_DWELL = 1.0  # seconds between the page being served and Proceed being accepted
 MAX_TICKET_URL = 8192
 MAX_FORM = 64 * 1024
+PLAIN_HTTP_PATHS = frozenset({"/", "/cert/pem", "/cert/cer"})
 
 
 def add_code(url: str, code: str) -> str:
@@ -90,6 +93,8 @@ def names_of(request: http.Request) -> set[str]:
 
 
 class OwnOrigin:
+    """The own origin's pages and forms. Everything but the CA page is served over https only."""
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._ca: tuple[bytes, bytes, str] | None = None  # PEM, DER, fingerprint
@@ -112,8 +117,9 @@ class OwnOrigin:
             url=url[:MAX_TICKET_URL],
             nonce="truncated" if len(url) > MAX_TICKET_URL else "",
         )
-        scheme = "https" if flow.request.scheme == "https" else "http"
-        return f"{scheme}://{settings.own_host}/warning?t={mint(self.runtime.secret, ticket)}"
+        # Always https: there the browser says what a request is (Sec-Fetch-*), so a frame, a fetch
+        # or a script's request is told from a person's page load, over plain HTTP it is not.
+        return f"https://{settings.own_host}/warning?t={mint(self.runtime.secret, ticket)}"
 
     # -- routing -------------------------------------------------------------------
 
@@ -132,6 +138,13 @@ class OwnOrigin:
             ("POST", "/report"): self._report,
         }
         method = "GET" if request.method == "HEAD" else request.method
+        if request.scheme != "https" and path not in PLAIN_HTTP_PATHS:
+            # The warning and its forms only over https (see `ticket_url`); the CA page is for plain HTTP.
+            if method == "GET":
+                flow.response = redirect_response(request.url.replace("http://", "https://", 1), status=308)
+            else:
+                flow.response = self._message(t, 403, "not_accepted", "refused_method", kind="block")
+            return
         handler = routes.get((method, path))
         if handler is None:
             known = {m for m, p in routes if p == path}
@@ -278,15 +291,19 @@ class OwnOrigin:
             reason_required=settings.require_reason or entry.require_reason,
             report_token=report,
             back_url=request.headers.get("referer"),
-            proceed_minutes=max(1, settings.proceed_seconds // 60),
+            proceed_seconds=settings.proceed_seconds,
             truncated=truncated,
             organisation=settings.organisation,
         )
         kind = EventKind.WARNING if entry.action is Action.WARN else EventKind.BLOCK
         self._record(flow, kind, verdict)
         logger.info("linkwarn: %s page for %s (%s)", kind, entry.label, entry.source)
+        policy = CONTENT_SECURITY_POLICY if proceed is None else policy_for_proceed(ticket.url)
         flow.response = page_response(
-            200, render_warning(page, t), x_linkwarn=f"{entry.action}; entry={entry.label}"
+            200,
+            render_warning(page, t),
+            x_linkwarn=f"{entry.action}; entry={entry.label}",
+            content_security_policy=policy,
         )
 
     # -- the forms ------------------------------------------------------------------------

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
-
 import json
+import re
 from importlib import resources
 
 import pytest
@@ -74,7 +73,8 @@ def test_every_value_is_escaped() -> None:
     html = render_warning(
         _page(url="https://leak.test/" + XSS, reason=XSS, source=XSS, incident=XSS, entry_label=XSS,
               steps=(XSS,), expressions=(XSS,), explanation=(XSS,), back_url="https://x.test/" + XSS,
-              proceed_token=XSS, report_token=XSS, organisation=Organisation(XSS, "https://x.test/" + XSS, XSS)),
+              proceed_token=XSS, report_token=XSS,
+              organisation=Organisation(XSS, "https://x.test/" + XSS, XSS)),
         EN,
     )  # fmt: skip
     assert "<script>alert" not in html

@@ -327,13 +327,28 @@ async def test_the_own_origin_is_never_forwarded_under_any_name(proxy: Proxy) ->
             flow.request.headers["host"] = host
         await proxy.send(flow)
         assert flow.response is not None, url
-    wrong = await proxy.request(f"http://{OWN}/proceed")
+    wrong = await proxy.request(f"https://{OWN}/proceed")
     assert wrong.response is not None
     assert wrong.response.status_code == 405
     assert wrong.response.headers["allow"] == "POST"
-    missing = await proxy.request(f"http://{OWN}/nothing")
+    missing = await proxy.request(f"https://{OWN}/nothing")
     assert missing.response is not None
     assert missing.response.status_code == 404
+
+
+async def test_only_the_ca_page_is_served_over_plain_http(proxy: Proxy) -> None:
+    first = await proxy.request("http://leak.test/", headers=NAVIGATE)
+    assert first.response is not None
+    ticket_url = first.response.headers["location"]
+    plain = await proxy.request(ticket_url.replace("https://", "http://"), headers=NAVIGATE)
+    assert plain.response is not None
+    assert plain.response.status_code == 308
+    assert plain.response.headers["location"] == ticket_url
+    page = await proxy.warning_page("http://leak.test/")
+    post = await proxy.post_form("/proceed", {"token": form_value(page, "/proceed")}, scheme="http")
+    assert post.response is not None
+    assert post.response.status_code == 403
+    assert [k for k, _ in await proxy.kinds()] == ["warning"]
 
 
 async def test_another_own_host_can_be_chosen(tmp_path: Path) -> None:

@@ -115,7 +115,9 @@ def test_listed_https_navigation_over_http2(running_proxy: RunningProxy) -> None
     assert response.alpn == "h2"
     assert response.status == 303
     assert response.headers["location"].startswith("https://linkwarn.internal/warning?t=")
-    page = h2_get(running_proxy, "linkwarn.internal", response.headers["location"].split(".internal", 1)[1], NAVIGATE)
+    page = h2_get(
+        running_proxy, "linkwarn.internal", response.headers["location"].split(".internal", 1)[1], NAVIGATE
+    )
     assert page.status == 200
     assert 'action="/proceed"' in page.text
 

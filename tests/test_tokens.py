@@ -12,7 +12,7 @@ SECRET = b"s" * 32
 KEY = key_of("leak.test/")
 
 
-def ProceedToken(client: str, key: bytes, expires: int) -> Token:  # noqa: N802 - reads as the value it makes
+def ProceedToken(client: str, key: bytes, expires: int) -> Token:
     return Token(Purpose.PASS, client, key, expires)
 
 

@@ -136,7 +136,7 @@ def form_value(page: http.HTTPFlow, action: str, field: str = "token") -> str:
 
     assert page.response is not None
     text = page.response.get_text() or ""
-    form = re.search(rf'<form method="post" action="{re.escape(action)}">(.*?)</form>', text, re.S)
+    form = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', text, re.S)
     assert form is not None, f"no form for {action}"
     value = re.search(rf'name="{field}" value="([^"]*)"', form.group(1))
     assert value is not None
