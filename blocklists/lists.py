@@ -112,7 +112,7 @@ _HOSTS_SKIP = frozenset(
      "ip6-allhosts", "0.0.0.0"}  # noqa: S104 - a name to skip, not an address to bind
 )  # fmt: skip
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-_IPV6 = re.compile(r"[0-9a-f:]*:[0-9a-f:.]*(?:%\w+)?", re.IGNORECASE)
+_IPV6 = re.compile(r"[0-9a-f:.]+(?:%\w+)?", re.IGNORECASE)  # one class: linear on hostile input
 # What a canonical host may be made of (after IDNA, a Unicode name is ASCII).
 _CANONICAL_HOST = re.compile(r"[a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*")
 # A host canonicalization would leave as it is: the fast path for big domain lists.

@@ -399,6 +399,18 @@ def test_hostile_lines_are_refused_with_short_messages() -> None:
     assert "200106 characters" in parsed.problems[0].message
 
 
+def test_hostile_lines_take_linear_time() -> None:
+    import time
+
+    started = time.perf_counter()
+    hostile = ":" * 200_000 + "x host.test\n" + "a." * 100_000 + "\n" + "|" * 100_000 + "^\n"
+    for fmt in ListFormat:
+        if fmt not in (ListFormat.AUTO, ListFormat.JSON, ListFormat.CSV):
+            parse_list(hostile, source="h.txt", fmt=fmt)
+    parse_list("url\n" + hostile, source="h.csv")
+    assert time.perf_counter() - started < 5
+
+
 def test_unknown_punycode_top_level_domains_are_refused() -> None:
     text = "http://login.example.xn--com/x\nhttp://a.co.xn--kr/\nshop.xn--tckwe\nintranet.corp\n"
     parsed = parse_list(text, source="u.txt")
