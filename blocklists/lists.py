@@ -122,6 +122,7 @@ _NOT_IN_A_NAME = re.compile(r"[\s/\\?#@:%<>\"'`^|{}\[\],;=*!$&()+~]")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _COSMETIC = re.compile(r"#[@?$%]?#|#@?\$\?#|#@?%#|\$@?\$|#\+js\(")
 _SHOWN = 120  # characters of a bad value quoted in a message
+_LAST_SECOND = 253_402_300_800  # 10000-01-01: later times are typing errors (and overflow SQLite)
 
 _HONOURED_OPTIONS = frozenset({"all", "document", "doc", "popup", "important", "match-case"})
 _RESOURCE_OPTIONS = frozenset(
@@ -841,10 +842,15 @@ def _row_overrides(row: Mapping[str, object], number: int, out: _Collector) -> d
         if value in (None, ""):
             continue
         try:
-            overrides[attribute] = value if type(value) is int else parse_time(str(value))
+            seconds = value if type(value) is int else parse_time(str(value))
         except ValueError as exc:
             out.problem(number, ProblemKind.MALFORMED, f"{column}: {exc}")
             return None
+        if not 0 <= seconds < _LAST_SECOND:
+            shown = _shown(str(value))
+            out.problem(number, ProblemKind.MALFORMED, f"{column}: {shown} is not a time from 1970 to 9999")
+            return None
+        overrides[attribute] = seconds
     value = row.get("require_reason")
     if value not in (None, ""):
         flag = _flag(value)
@@ -951,6 +957,8 @@ def _parse_json(text: str, out: _Collector) -> int:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ListError(f"{out.source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ListError(f"{out.source}: JSON nested too deeply to be a list") from None
     if isinstance(document, list):
         groups: list[tuple[str, list[object]]] = [("", document)]
     elif isinstance(document, dict):
@@ -984,6 +992,9 @@ def _parse_jsonl(lines: Iterable[str], out: _Collector) -> None:
             item = json.loads(line)
         except ValueError as exc:
             out.problem(number, ProblemKind.MALFORMED, f"not a JSON line ({exc}): {_shown(line)}")
+            continue
+        except RecursionError:
+            out.problem(number, ProblemKind.MALFORMED, "a JSON line nested too deeply to be an entry")
             continue
         _add_item(item, number, out, "")
 

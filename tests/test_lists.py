@@ -452,3 +452,17 @@ def test_the_fast_path_for_names_gives_what_canonicalization_gives(name: str) ->
     )  # canonicalized
     assert [e.expression for e in fast.entries] == [e.expression for e in slow.entries]
     assert [(p.kind, p.message) for p in fast.problems] == [(p.kind, p.message) for p in slow.problems]
+
+
+def test_json_nested_too_deeply_and_times_out_of_range() -> None:
+    with pytest.raises(ListError, match=r"l\.json: JSON nested too deeply"):
+        parse_list("[" * 100_000, source="l.json")
+    parsed = parse_list('"a.test"\n' + "[" * 100_000 + "\n", source="l.jsonl")
+    assert [e.expression for e in parsed.entries] == ["a.test/"]
+    assert [(p.line, p.kind) for p in parsed.problems] == [(2, "malformed")]
+    text = "url,expires,added\na.test,99999999999999999999999,\nb.test,,9999-12-31\nc.test,2030-01-01,\n"
+    parsed = parse_list(text, source="l.csv")
+    assert [e.expression for e in parsed.entries] == ["b.test/", "c.test/"]
+    assert "expires: '99999999999999999999999' is not a time from 1970 to 9999" in parsed.problems[0].message
+    jsonl = '{"url": "a.test", "expires": 100000000000000000000000}\n{"url": "b.test", "added": -1}\n'
+    assert parse_list(jsonl, source="l.jsonl").entries == ()
