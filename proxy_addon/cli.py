@@ -38,6 +38,7 @@ from proxy_addon.feedcli import add_feed_commands, cmd_feed, cmd_status, cmd_syn
 from proxy_addon.runner import add_run_arguments
 
 EXIT_OK, EXIT_MATCH, EXIT_USAGE = 0, 1, 2
+LAST_SECOND = 253_402_300_800  # 10000-01-01
 PROGRESS_MIN_LINES = 20_000
 MAX_PROBLEMS_SHOWN = 20
 
@@ -59,17 +60,19 @@ class UsageError(Exception):
 
 
 def _expiry(text: str) -> int:
-    """--expires takes a duration from now (30d) or a time (2026-12-31)."""
+    """--expires takes a duration from now (30d) or a time (2026-12-31), before the year 10000."""
     try:
-        return int(time.time()) + parse_duration(text)
+        when = int(time.time()) + parse_duration(text)
     except ValueError:
-        pass
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a duration (30d, 12h) nor a time (2026-12-31)"
-        ) from None
+        try:
+            when = parse_time(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither a duration (30d, 12h) nor a time (2026-12-31)"
+            ) from None
+    if when >= LAST_SECOND:
+        raise argparse.ArgumentTypeError(f"{text!r} is after the year 9999")
+    return when
 
 
 def build_parser() -> argparse.ArgumentParser:
