@@ -26,7 +26,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from hashlib import sha256
@@ -1168,8 +1168,3 @@ def read_list(path: Path, **options: object) -> ParsedList:
         raise ListError(f"{path}: {exc.strerror or exc}") from None
     options.setdefault("source", path.name)
     return parse_list(decode_list(data, path.name), **options)  # type: ignore[arg-type]
-
-
-def iter_problems(parsed: ParsedList, verbose: bool) -> Iterator[Problem]:
-    """The problems a person should see: all with *verbose*, else those not merely counted."""
-    return (p for p in parsed.problems if verbose or not p.quiet)
