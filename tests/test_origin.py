@@ -184,15 +184,15 @@ async def test_proceed_sooner_than_a_person_could_read_is_refused(proxy: Proxy) 
 @pytest.mark.parametrize(
     ("token", "message"),
     [
-        (mint(b"x" * 32, Token(Purpose.PROCEED, "addr:127.0.0.1", key_of("leak.test/"), soon(60),
+        (mint(b"x" * 32, Token(Purpose.PROCEED, "addr:127.0.0.1", key_of("leak.test/"), soon(86400),
                                url="https://leak.test/")), "bad signature"),
         (mint(b"s" * 32, Token(Purpose.PROCEED, "addr:127.0.0.1", key_of("leak.test/"), soon(-1),
                                url="https://leak.test/")), "expired"),
-        (mint(b"s" * 32, Token(Purpose.PROCEED, "addr:10.0.0.9", key_of("leak.test/"), soon(60),
+        (mint(b"s" * 32, Token(Purpose.PROCEED, "addr:10.0.0.9", key_of("leak.test/"), soon(86400),
                                url="https://leak.test/")), "another client"),
-        (mint(b"s" * 32, Token(Purpose.REPORT, "addr:127.0.0.1", key_of("leak.test/"), soon(60),
+        (mint(b"s" * 32, Token(Purpose.REPORT, "addr:127.0.0.1", key_of("leak.test/"), soon(86400),
                                url="https://leak.test/")), "not a proceed token"),
-        (mint(b"s" * 32, Token(Purpose.TICKET, "addr:127.0.0.1", key_of("leak.test/"), soon(60),
+        (mint(b"s" * 32, Token(Purpose.TICKET, "addr:127.0.0.1", key_of("leak.test/"), soon(86400),
                                url="https://leak.test/")), "not a proceed token"),
     ],
 )  # fmt: skip
@@ -209,7 +209,7 @@ async def test_forged_expired_and_foreign_proceed_tokens_are_refused(
 
 
 async def test_a_proceed_token_for_another_entrys_url_is_refused(proxy: Proxy) -> None:
-    token = mint(b"s" * 32, Token(Purpose.PROCEED, "addr:127.0.0.1", key_of("leak.test/"), soon(60),
+    token = mint(b"s" * 32, Token(Purpose.PROCEED, "addr:127.0.0.1", key_of("leak.test/"), soon(86400),
                                   url="https://mirror.test/"))  # fmt: skip
     post = await proxy.post_form("/proceed", {"token": token})
     assert post.response is not None
@@ -217,7 +217,7 @@ async def test_a_proceed_token_for_another_entrys_url_is_refused(proxy: Proxy) -
 
 
 async def test_a_block_entry_has_no_way_through_even_with_a_token(proxy: Proxy) -> None:
-    token = mint(b"s" * 32, Token(Purpose.PROCEED, "addr:127.0.0.1", key_of("mirror.test/"), soon(60),
+    token = mint(b"s" * 32, Token(Purpose.PROCEED, "addr:127.0.0.1", key_of("mirror.test/"), soon(86400),
                                   url="https://mirror.test/"))  # fmt: skip
     post = await proxy.post_form("/proceed", {"token": token})
     assert post.response is not None

@@ -256,15 +256,18 @@ def test_the_addon_loads_in_plain_mitmdump(tmp_path: Path, upstreams: tuple[Upst
         with httpx.Client(proxy=f"http://127.0.0.1:{port}", timeout=10) as plain:
             while True:
                 try:
-                    response = plain.get("http://mirror.test/", headers=NAVIGATE, follow_redirects=True)
+                    response = plain.get("http://mirror.test/", headers=NAVIGATE)
                     break
                 except httpx.TransportError:
                     assert process.poll() is None, "mitmdump exited"
                     assert time.monotonic() < deadline, "mitmdump did not start in time"
                     time.sleep(0.2)
-            assert response.status_code == 200
-            assert "This page is blocked" in response.text
+            assert response.status_code == 303
             assert plain.get("http://clean.test/", headers=NAVIGATE).status_code == 200
+        with httpx.Client(proxy=f"http://127.0.0.1:{port}", timeout=10, verify=False) as insecure:
+            page = insecure.get(response.headers["location"], headers=NAVIGATE)  # the own origin, on mitmdump too
+            assert page.status_code == 200
+            assert "This page is blocked" in page.text
         # The script serves the extension's local API too.
         status = httpx.get(f"http://127.0.0.1:{api_port}/v1/status", timeout=10).json()
         assert status["ok"] is True
