@@ -265,7 +265,7 @@ def test_the_addon_loads_in_plain_mitmdump(tmp_path: Path, upstreams: tuple[Upst
             assert response.status_code == 303
             assert plain.get("http://clean.test/", headers=NAVIGATE).status_code == 200
         with httpx.Client(proxy=f"http://127.0.0.1:{port}", timeout=10, verify=False) as insecure:
-            page = insecure.get(response.headers["location"], headers=NAVIGATE)  # the own origin, on mitmdump too
+            page = insecure.get(response.headers["location"], headers=NAVIGATE)  # served by mitmdump
             assert page.status_code == 200
             assert "This page is blocked" in page.text
         # The script serves the extension's local API too.
