@@ -394,6 +394,8 @@ async def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print(json.dumps(entry_json(entry)), file=out)
             else:
                 line = f"{entry.action:<6} {entry.label:<50} {entry.source:<20} {entry.reason}"
+                if entry.require_reason:
+                    line += " [a typed reason to proceed]"
                 print(printable(line), file=out)
     return EXIT_OK
 

@@ -222,6 +222,10 @@ def test_check_lists_every_matching_entry_with_its_list_and_the_winner(run: Run,
     run("import", str(tmp_path / "warn.txt"), "--action", "warn", "--require-reason")
     _, out, _ = run("check", "http://warned.test/")
     assert "proceeding: needs a typed reason" in out
+    _, out, _ = run("list", "--source", "warn.txt")
+    assert out.split() == ["warn", "warned.test/", "warn.txt", "[a", "typed", "reason", "to", "proceed]"]
+    _, out, _ = run("list", "--source", "warn.txt", "--json")
+    assert json.loads(out)["require_reason"] is True
 
 
 def test_a_file_mostly_rejected_is_not_imported_and_says_how_it_was_read(run: Run, tmp_path: Path) -> None:
