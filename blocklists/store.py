@@ -522,8 +522,9 @@ class Store:
 
         SQLite's ``PRAGMA data_version`` on the writer connection: it changes
         when a commit by any other connection to the file (another
-        ``linkwarn import``, ``remove``, ``sync`` or proxy) becomes visible, and
-        never for this store's own commits, which go through that connection
+        ``linkwarn import``, ``remove``, ``sync`` or proxy, or another `Store`
+        object on the same file in this process) becomes visible, and never
+        for this object's own commits, which all go through that connection
         (events included), so a process does not wake itself up. Compare two
         values for equality only; the number itself means nothing.
 
