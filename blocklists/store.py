@@ -7,7 +7,10 @@ back), and never queues behind a long write such as a feed being applied.
 The *writer* is reached only through `Store.transaction`, which yields a
 `Transaction`: the write-side queries callers need, inside one transaction
 that commits on success and rolls back on any error, so an import that fails
-half-way leaves the store exactly as it was. Transactions take turns.
+half-way leaves the store exactly as it was. Transactions take turns. (One
+question goes to the writer outside a transaction, and only while it is idle:
+`Store.data_version`, because only the connection a process writes through
+can tell its own commits from other processes'.)
 
 The schema version lives in ``PRAGMA user_version``; `MIGRATIONS` brings an
 older file up to date, and a file from a newer linkwarn is refused rather
