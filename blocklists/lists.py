@@ -1038,16 +1038,18 @@ def detect(name: str, text: str, lines: Sequence[str] | None = None) -> Detectio
         return Detection(ListFormat.JSON, f"it starts with {stripped[0]!r}")
     if suffix == ".json":
         return Detection(ListFormat.JSON, "the file name ends in .json")
-    sample = _content(lines)
+    first = next(
+        (line.strip() for line in lines[:200] if line.strip() and not line.lstrip().startswith("#")), ""
+    )
+    if "," in first:
+        cells = {c.strip().strip('"').strip().lower() for c in first.split(",")}
+        if cells & set(TARGET_COLUMNS + HASH_COLUMNS):
+            return Detection(ListFormat.CSV, f"a header row names the columns {first[:80]!r}")
     votes: Counter[str] = Counter()
-    for number, line in enumerate(sample):
+    for line in _content(lines):
         lower = line.lower()
         if lower.startswith("#"):
             continue
-        if number < 50 and "," in line:
-            cells = {c.strip().strip('"').strip().lower() for c in line.split(",")}
-            if cells & set(TARGET_COLUMNS + HASH_COLUMNS):
-                return Detection(ListFormat.CSV, f"a header row names the columns {line[:80]!r}")
         words = line.split()
         if lower.startswith(_ADBLOCK_START) or lower.endswith("^") or _COSMETIC.search(line):
             votes["adblock rule"] += 1

@@ -327,6 +327,14 @@ def test_csv_host_and_path_columns_list_the_path() -> None:
     assert [e.expression for e in parsed.entries] == ["whole.test/", "files.test/dump/leak.pdf"]
 
 
+def test_a_csv_header_after_comments_is_found_in_a_big_file() -> None:
+    text = (
+        "# generated\n# by a tool\n" + '"host","path"\n' + "".join(f'"h{n}.test",""\n' for n in range(20_000))
+    )
+    parsed = parse_list(text, source="export.txt")
+    assert (parsed.format, len(parsed.entries), parsed.problems) == (ListFormat.CSV, 20_000, ())
+
+
 def test_json_lines() -> None:
     text = '{"url": "https://a.test/", "action": "warn"}\n"b.test"\n{"url": \n{"domain": "c.test"}\n'
     for name in ("l.jsonl", "l.json", "l.txt"):
