@@ -196,3 +196,25 @@ def test_status_shows_a_running_proxy(tmp_path: Path) -> None:
     finally:
         proxy.stop()
     assert not (tmp_path / "data" / "run.json").exists()
+
+
+def test_publish_carries_require_reason_and_refuses_a_source_read_in_the_wrong_format(
+    tmp_path: Path, keys: Path
+) -> None:
+    from blocklists.feed import MANIFEST, Manifest, decode_snapshot
+
+    source = tmp_path / "it.csv"
+    source.write_text(
+        "url,action,require_reason\nhttps://strict.test/,warn,yes\nhttps://plain.test/,warn,no\n"
+    )
+    feed = tmp_path / "feed"
+    args = ("--key", str(keys / "feed.key"), "--out", str(feed))
+    assert linkwarn("feed", "publish", str(source), *args)[0] == 0
+    manifest = Manifest.from_json(json.loads((feed / MANIFEST).read_text())["signed"])
+    rows = decode_snapshot((feed / manifest.snapshot.name).read_bytes(), manifest.snapshot.name)
+    assert sorted((row[1], row[-1]) for row in rows) == [("plain.test/", False), ("strict.test/", True)]
+    page = tmp_path / "list.txt"
+    page.write_text("<html>\n<body>\nNot Found\n</body>\n</html>\n")
+    code, _, err = linkwarn("feed", "publish", str(page), *args)
+    assert code == 2
+    assert "list.txt: 5 of 5 lines rejected, read as a domains list" in err
