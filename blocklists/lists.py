@@ -681,9 +681,8 @@ def _adblock_line(number: int, line: str, out: _Collector) -> None:
     if pattern.startswith("||"):
         _anchored(number, pattern[2:], out, overrides, "||")
     elif pattern.startswith("|") and "://" in pattern:
-        _anchored(
-            number, pattern[1:].split("://", 1)[1], out, overrides, "|" + pattern[1:].split("://")[0] + "://"
-        )
+        scheme, _, rest = pattern[1:].partition("://")  # the scheme: expressions have none
+        _anchored(number, rest, out, overrides, f"|{scheme}://")
     elif _looks_like_host(pattern):
         out.add_name(number, pattern, overrides, urls=False)  # a plain host line: uBO reads it as ||host^
     else:
