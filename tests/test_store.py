@@ -272,3 +272,19 @@ async def test_data_version_does_not_wait_for_a_long_write(store: Store) -> None
     await started.wait()
     assert await asyncio.wait_for(store.data_version(), timeout=0.2) == before
     await writing
+
+
+async def test_a_store_another_process_keeps_writing_is_a_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("blocklists.store.BUSY_TIMEOUT_MS", 100)
+    async with Store.in_dir(tmp_path) as store:
+        await store.import_entries("s", _entries("a.test/"))
+        other = sqlite3.connect(tmp_path / STORE_FILE, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match=r"cannot write to the store .*database is locked"):
+            await store.import_entries("s", _entries("b.test/"))
+        assert await store.count() == 1  # reads still answer
+        other.execute("ROLLBACK")
+        other.close()
+        assert (await store.import_entries("s", _entries("b.test/"))).added == 1
