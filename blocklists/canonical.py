@@ -17,7 +17,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-import idna
+import ada_url
 import tldextract
 
 from .errors import InvalidURL
@@ -26,6 +26,7 @@ __all__ = [
     "Canonical",
     "InvalidURL",
     "canonicalize",
+    "canonicalize_partial",
     "canonicalize_traced",
     "expressions",
     "expressions_of",
@@ -69,6 +70,7 @@ class Canonical:
     query: str | None
     is_ip: bool
     steps: tuple[str, ...] = ()
+    partial: bool = False  # only the host and a path prefix could be read (see `canonicalize_partial`)
 
     @property
     def url(self) -> str:
@@ -133,6 +135,39 @@ def canonicalize_traced(url: str) -> Canonical:
     return Canonical(scheme, host, path, query, is_ip, tuple(steps))
 
 
+PARTIAL_PATH = 4096
+
+
+def canonicalize_partial(url: str) -> Canonical:
+    """What can be read of a URL that `canonicalize_traced` refuses: its host and a path prefix.
+
+    Doubt is never "not listed": a URL too long to canonicalize, or with a junk
+    port, is still decided on its host and the first `PARTIAL_PATH` characters
+    of its path, cut back to a ``/``, so host, domain and path-prefix entries
+    match it; only an entry for the exact page cannot. The result has no query
+    and ``partial=True``. Raises `InvalidURL` when not even a host can be read.
+    """
+    if not isinstance(url, str):
+        raise InvalidURL(f"expected a URL string, got {type(url).__name__}")
+    steps = ["read only the host and a path prefix: the whole URL cannot be canonicalized"]
+    text = url[:MAX_URL_LENGTH].strip(" \t\r\n\f\v").replace("\t", "").replace("\r", "").replace("\n", "")
+    text = text.split("#", 1)[0]
+    scheme, rest = _split_scheme(text, steps)
+    before = rest.split("?", 1)[0]
+    if scheme in _SPECIAL_SCHEMES:
+        before = before.replace("\\", "/")
+    authority, _, path = before.partition("/")
+    authority = authority[authority.rfind("@") + 1 :]
+    if not authority.startswith("["):
+        authority = authority.split(":", 1)[0]  # a junk port says nothing about the host
+    elif "]" in authority:
+        authority = authority[: authority.index("]") + 1]
+    host, is_ip = _canonical_host(authority, steps)
+    path = "/" + path[:PARTIAL_PATH]
+    path = path[: path.rfind("/") + 1]
+    return Canonical(scheme, host, _canonical_path(path, steps), None, is_ip, tuple(steps), partial=True)
+
+
 def _split_scheme(text: str, steps: list[str]) -> tuple[str, str]:
     match = _SCHEME.match(text)
     if match is not None:
@@ -169,6 +204,10 @@ def _canonical_host(authority: str, steps: list[str]) -> tuple[str, bool]:
             raise InvalidURL(f"invalid IPv6 address {literal!r}") from exc
         if port:
             steps.append("dropped the port")
+        ipv4 = _embedded_ipv4(address)
+        if ipv4 is not None:
+            steps.append(f"IPv6 address [{literal}] reaches the IPv4 address {ipv4}")
+            return ipv4, True
         return f"[{address.compressed}]", True
 
     colon = authority.rfind(":")
@@ -204,7 +243,12 @@ def _canonical_host(authority: str, steps: list[str]) -> tuple[str, bool]:
 
 
 def _decode_host(host: str, steps: list[str]) -> str:
-    """Turn an unescaped host (one character per byte) into ASCII, via IDNA if needed."""
+    """Turn an unescaped host (one character per byte) into ASCII, by UTS #46 as browsers do.
+
+    The mapping is the WHATWG URL standard's (``domainToASCII``, non-transitional,
+    through ada, the parser Node.js uses), so ``http://☃-⌘.com`` is
+    ``xn----dqo34k.com`` here as in the address bar.
+    """
     if host.isascii():
         return host
     try:
@@ -212,15 +256,23 @@ def _decode_host(host: str, steps: list[str]) -> str:
     except UnicodeDecodeError:
         return host  # not UTF-8: keep the bytes; they are re-escaped later
     try:
-        mapped = idna.uts46_remap(text, std3_rules=False, transitional=False)
-        labels = [
-            label if label.isascii() else idna.alabel(label).decode("ascii") for label in mapped.split(".")
-        ]
-    except (idna.IDNAError, UnicodeError):
-        return host
-    ascii_host = ".".join(labels)
+        ascii_host = ada_url.idna_to_ascii(text).decode("ascii")
+    except (ValueError, UnicodeError):
+        ascii_host = ""
+    if not ascii_host:
+        return host  # no browser opens it; keep the bytes, re-escaped later
     steps.append(f"international host {text!r} converted to punycode {ascii_host!r}")
     return ascii_host
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> str | None:
+    """The IPv4 address an IPv4-mapped (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d) address reaches."""
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    packed = address.packed
+    if packed[:12] == bytes(12) and int.from_bytes(packed[12:]) > 1:  # not :: or ::1
+        return str(ipaddress.IPv4Address(packed[12:]))
+    return None
 
 
 def _parse_ipv4(host: str) -> str | None:
@@ -264,19 +316,27 @@ def _canonical_path(path: str, steps: list[str]) -> str:
         trailing = parts[-1] in ("", ".", "..")
         path = "/" + "/".join(segments) + ("/" if trailing and segments else "")
     # A raw backslash in a path is a "/" to a browser, so one that survives to
-    # here came from "%5C": keep it escaped, or the canonical form read again
-    # would name another path.
-    path = _escape(path).replace("\\", "%5C")
+    # here came from "%5C"; a "?" here came from "%3F" (the query was split off
+    # before). Keep both escaped, or the canonical form read again would name
+    # another path, or a query: "view%3Fid=7" is the path "view?id=7", not "view".
+    path = _escape(path).replace("\\", "%5C").replace("?", "%3F")
     if path != raw:
         steps.append(f"path {raw!r} -> {path!r} (unescaped, dot segments and // resolved)")
     return path
 
 
 def _to_bytes(text: str) -> str:
-    """Represent *text* as its UTF-8 bytes, one character per byte."""
+    """Represent *text* as its UTF-8 bytes, one character per byte.
+
+    Text read off the wire may hold bytes that were not UTF-8, decoded as lone
+    surrogates (Python's ``surrogateescape``): those become their own bytes again.
+    """
     if text.isascii():
         return text
-    return text.encode("utf-8").decode("latin-1")
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("latin-1")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return text.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
 def _unescape(text: str) -> str:

@@ -18,8 +18,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from .canonical import Canonical, canonicalize_traced, expressions_of
+from .canonical import Canonical, canonicalize_partial, canonicalize_traced, expressions_of
 from .entry import key_of
+from .errors import InvalidURL
 from .index import PrefixIndex
 from .matching import Verdict, decide
 from .store import Store
@@ -52,8 +53,19 @@ class Checker:
         return index
 
     def prefilter(self, url: str) -> Prefiltered:
-        """Canonical URL, its expressions, and those whose prefix is listed. Raises InvalidURL."""
-        canonical = canonicalize_traced(url)
+        """Canonical URL, its expressions, and those whose prefix is listed.
+
+        A URL that cannot be canonicalized whole is decided on what can be read
+        of it (`canonicalize_partial`: ``canonical.partial`` is then true).
+        Raises InvalidURL only when not even its host can be read.
+        """
+        try:
+            canonical = canonicalize_traced(url)
+        except InvalidURL as whole:
+            try:
+                canonical = canonicalize_partial(url)
+            except InvalidURL:
+                raise whole from None
         expressions = expressions_of(canonical)
         index = self.index
         if index is None:

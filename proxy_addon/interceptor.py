@@ -24,12 +24,14 @@ import re
 import time
 from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.proxy import layer, layers
 
 from blocklists import Action, Entry, InvalidURL, Verdict
 from blocklists.checker import Prefiltered
+from blocklists.store import Event
 from proxy_addon.answers import (
     METADATA_KEY,
     Decision,
@@ -41,18 +43,20 @@ from proxy_addon.answers import (
 )
 from proxy_addon.events import EventKind
 from proxy_addon.interstitial import render_message, texts_for
+from proxy_addon.names import host_name, next_hops, request_urls
 from proxy_addon.origin import CODE_PARAM, OwnOrigin
-from proxy_addon.policy import Answer, RequestKind, answer, may_proceed
+from proxy_addon.policy import BEHAVIOUR, Answer, RequestKind, answer, may_proceed
 from proxy_addon.runtime import ListsUnavailable, Runtime
 from proxy_addon.settings import add_options, parse_settings
 from proxy_addon.tokens import Purpose, Token, TokenError, mint, verify
+from proxy_addon.tunnels import guard
 
 __all__ = ["METADATA_KEY", "PASS_COOKIE", "Linkwarn", "request_kind"]
 
 logger = logging.getLogger(__name__)
 
+MITMPROXY_OPTIONS = frozenset({"confdir", "ignore_hosts", "allow_hosts"})  # read into the settings too
 PASS_COOKIE = "linkwarn_pass"  # noqa: S105 - a cookie name, not a secret
-REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _SEVERITY = {Answer.FORWARD: 0, Answer.AUDIT: 1, Answer.PAGE: 2, Answer.REFUSE: 2}
 _CODE_IN_QUERY = re.compile(rf"([?&]){re.escape(CODE_PARAM)}=([^&]*)")
 
@@ -106,7 +110,7 @@ class Linkwarn:
         add_options(loader)
 
     def configure(self, updated: set[str]) -> None:
-        if not any(name.startswith("linkwarn_") or name == "confdir" for name in updated):
+        if not any(name.startswith("linkwarn_") or name in MITMPROXY_OPTIONS for name in updated):
             return
         try:
             self.runtime.configure(parse_settings(ctx.options))
@@ -150,45 +154,53 @@ class Linkwarn:
             return self.origin.answer(flow)
         return None
 
-    def http_connect(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
-        """A CONNECT to a host that will not be intercepted: the host is all we ever see."""
-        if flow.response or flow.error or not flow.live:
+    def next_layer(self, nextlayer: layer.NextLayer) -> Coroutine[Any, Any, None] | None:
+        """A tunnel mitmproxy would relay untouched (ignored, or raw TCP) to a listed host is closed."""
+        if not isinstance(nextlayer.layer, layers.TCPLayer | layers.UDPLayer):
             return None
-        if not self._not_intercepted(flow.request.host, flow.request.port):
-            return None
-        return self._refuse_tunnel(flow)
+        return self._guard_tunnel(nextlayer)
 
     def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
-        """A redirect to a listed URL (short links) gets the answer that URL would get."""
+        """A redirect (Location, Refresh) to a listed URL gets the answer that URL would get."""
         response = flow.response
-        if response is None or not flow.live or response.status_code not in REDIRECT_CODES:
+        if response is None or not flow.live:
             return None
         decision = flow.metadata.get(METADATA_KEY)
-        location = response.headers.get("location")
-        if not location or (isinstance(decision, Decision) and decision.answered):
+        if isinstance(decision, Decision) and decision.answered:
+            return None  # linkwarn's own answer
+        if "location" not in response.headers and "refresh" not in response.headers:
             return None
-        target = urljoin(flow.request.url, location)
-        if urlsplit(target).scheme not in ("http", "https"):
-            return None
-        found = self._prefilter(target, flow)
-        return None if found is None else self._answer_redirect(flow, target, found)
+        candidates = []
+        for target in next_hops(flow):
+            found = self._prefilter(target, flow)
+            if found is not None:
+                candidates.append((target, found))
+        return self._answer_redirect(flow, candidates) if candidates else None
 
     # -- deciding ------------------------------------------------------------------
 
-    def _names(self, flow: http.HTTPFlow) -> list[str]:
-        """The URLs the request names: its own, and the Host header's when it names another host."""
-        request = flow.request
-        urls = [request.url]
-        host_header = request.host_header
-        if host_header and host_header.lower() not in (request.host, f"{request.host}:{request.port}"):
-            urls.append(request.pretty_url)
-        return urls
-
     def _check(self, flow: http.HTTPFlow, passes: list[str]) -> Coroutine[Any, Any, None] | None:
-        candidates = [(url, found) for url in self._names(flow) if (found := self._prefilter(url, flow))]
-        if not candidates:
-            return None  # the common case: nothing listed, nothing awaited, nothing logged
-        return self._answer_candidates(flow, candidates, passes)
+        """Every name of the request looked up in the index; the store only on a hit."""
+        candidates: list[tuple[str, Prefiltered]] = []
+        doubt = None
+        for url in request_urls(flow):
+            try:
+                found = self.runtime.lookup(url)
+            except InvalidURL as exc:
+                doubt = f"the address cannot be read ({exc})"
+                continue
+            except ListsUnavailable as exc:
+                self._unavailable(flow, str(exc))
+                return None
+            if found[2]:
+                candidates.append((url, found))
+            elif found[0].partial:
+                doubt = "only the host and the start of the path of this address could be read"
+        if candidates:
+            return self._answer_candidates(flow, candidates, passes, doubt)
+        if doubt is not None:
+            self._doubt(flow, doubt)
+        return None  # the common case: nothing listed, nothing awaited, nothing logged
 
     async def _when_ready(self, flow: http.HTTPFlow, passes: list[str]) -> None:
         """Hold a request that arrived while the lists load, then decide it."""
@@ -202,7 +214,7 @@ class Linkwarn:
             await pending
 
     def _prefilter(self, url: str, flow: http.HTTPFlow) -> Prefiltered | None:
-        """The index lookup for *url*: None when nothing can match. No I/O, no await."""
+        """The index lookup for *url*: None when nothing can match (or it has no host). No I/O."""
         try:
             return self.runtime.prefilter(url)
         except InvalidURL:
@@ -234,7 +246,11 @@ class Linkwarn:
         return False
 
     async def _answer_candidates(
-        self, flow: http.HTTPFlow, candidates: list[tuple[str, Prefiltered]], passes: list[str]
+        self,
+        flow: http.HTTPFlow,
+        candidates: list[tuple[str, Prefiltered]],
+        passes: list[str],
+        doubt: str | None = None,
     ) -> None:
         """Confirm every name's hits; the strictest answer among them is the request's."""
         kind = request_kind(flow.request)
@@ -250,17 +266,21 @@ class Linkwarn:
             outcome = answer(verdict.entry.action, kind, has_pass=has_pass, proceed_allowed=settings.proceed)
             if chosen is None or _SEVERITY[outcome] > _SEVERITY[chosen[0]]:
                 chosen = (outcome, verdict)
-        if chosen is not None:
+        if chosen is not None and (chosen[0] is not Answer.FORWARD or doubt is None):
             self._answer(flow, chosen[1], chosen[0], kind)
+        elif doubt is not None:
+            self._doubt(flow, doubt)
 
-    async def _answer_redirect(self, flow: http.HTTPFlow, target: str, found: Prefiltered) -> None:
-        verdict = await self._confirm(target, found, flow)
-        if verdict is None or verdict.entry is None:
-            return
+    async def _answer_redirect(self, flow: http.HTTPFlow, candidates: list[tuple[str, Prefiltered]]) -> None:
         kind = request_kind(flow.request)
-        outcome = answer(verdict.entry.action, kind, has_pass=False, proceed_allowed=False)
-        if outcome in (Answer.PAGE, Answer.REFUSE):
-            self._answer(flow, verdict, outcome, kind, redirect_from=flow.request.url)
+        for target, found in candidates:
+            verdict = await self._confirm(target, found, flow)
+            if verdict is None or verdict.entry is None:
+                continue
+            outcome = answer(verdict.entry.action, kind, has_pass=False, proceed_allowed=False)
+            if outcome in (Answer.PAGE, Answer.REFUSE):
+                self._answer(flow, verdict, outcome, kind, redirect_from=flow.request.url)
+                return
 
     def _answer(
         self,
@@ -283,6 +303,7 @@ class Linkwarn:
         if outcome is Answer.AUDIT:
             self._record(flow, EventKind.AUDIT, verdict)
             return
+        flow.request.stream = False  # answered here: not a byte of the body goes up
         if outcome is Answer.REFUSE:
             detail = "WebSocket upgrade" if kind is RequestKind.WEBSOCKET else "subresource"
             event = EventKind.BLOCK if kind is RequestKind.SUBRESOURCE else EventKind.REFUSED
@@ -367,33 +388,59 @@ class Linkwarn:
         flow.metadata[METADATA_KEY] = Decision.of(
             entry, verdict.canonical.url, Answer.FORWARD, proceeded=True, answered=True
         )
+        flow.request.stream = False
         flow.response = redirect_response(url, set_cookie="; ".join(attributes))
 
     # -- other answers ------------------------------------------------------------------
 
-    async def _refuse_tunnel(self, flow: http.HTTPFlow) -> None:
-        url = f"https://{flow.request.host}/"
+    async def _guard_tunnel(self, nextlayer: layer.NextLayer) -> None:
+        why = await guard(nextlayer, self._tunnel_refusal)
+        if why is None:
+            return
+        peer = nextlayer.context.client.peername
+        logger.info("linkwarn: closed %s", why)
+        if self.runtime.events is not None:
+            client = f"addr:{peer[0]}" if peer else "addr:unknown"
+            self.runtime.events.record(
+                Event(at=time.time(), kind=EventKind.REFUSED, client=client, detail=why)
+            )
+
+    async def _tunnel_refusal(self, name: str) -> str | None:
+        """Why a tunnel to *name* must not be relayed untouched, or None."""
+        host = host_name(name)
+        if host in self.runtime.uncheckable_hosts:
+            return f"{host} has path entries, which cannot be checked in a tunnel that is not intercepted"
         try:
-            verdict = await self.runtime.decide(url)
+            verdict = await self.runtime.decide(f"https://{host}/")
         except InvalidURL:
-            return
+            return None
         except ListsUnavailable as exc:
-            self._unavailable(flow, str(exc))
+            settings = self.runtime.settings
+            return (
+                f"the lists are unavailable ({exc})"
+                if settings is not None and settings.fail_closed
+                else None
+            )
+        if verdict is None or verdict.entry is None or not BEHAVIOUR[verdict.entry.action].shows_page:
+            return None
+        return f"{verdict.entry.label} is listed ({verdict.entry.action})"
+
+    def _doubt(self, flow: http.HTTPFlow, why: str) -> None:
+        """A request that cannot be decided in full, and no entry matched what could be read."""
+        settings = self.runtime.settings
+        if settings is None or not settings.fail_closed:
+            logger.warning(
+                "linkwarn: %s: a request to %s passes (failing open)", why, flow.request.pretty_host
+            )
             return
-        if verdict is None or verdict.entry is None:
-            return
-        outcome = answer(verdict.entry.action, RequestKind.CONNECT, has_pass=False, proceed_allowed=False)
-        if outcome is not Answer.REFUSE:
-            return
-        flow.metadata[METADATA_KEY] = Decision.of(verdict.entry, verdict.canonical.url, outcome)
-        self._record(flow, EventKind.REFUSED, verdict, detail="CONNECT to a host that is not intercepted")
-        flow.response = refusal_response(verdict.entry, "CONNECT refused: the host is listed")
+        self._unavailable(flow, why)
 
     def _unavailable(self, flow: http.HTTPFlow, why: str) -> None:
         settings = self.runtime.settings
         if settings is None or not settings.fail_closed:
             logger.error("linkwarn: failing open (%s): %s passes unchecked", why, flow.request.pretty_host)
             return
+        flow.request.stream = False
         if request_kind(flow.request) is RequestKind.NAVIGATION:
             t = texts_for(flow.request.headers.get("accept-language"))
             page = render_message(t, "unavailable_title", "unavailable", {"why": why}, kind="block")
@@ -410,11 +457,3 @@ class Linkwarn:
         event = event_for(flow, kind, verdict, detail)
         if self.runtime.events is not None and event is not None:
             self.runtime.events.record(event)
-
-    def _not_intercepted(self, host: str, port: int) -> bool:
-        """Whether mitmproxy will pass this host's TLS through untouched (ignore_hosts/allow_hosts)."""
-        address = f"{host}:{port}"
-        allow = ctx.options.allow_hosts
-        if allow and not any(re.search(rex, address, re.IGNORECASE) for rex in allow):
-            return True
-        return any(re.search(rex, address, re.IGNORECASE) for rex in ctx.options.ignore_hosts)

@@ -43,6 +43,7 @@ SAMPLE_SOURCE = "sample"
 READY_TIMEOUT = 60.0
 FOLLOW_INTERVAL = 0.25
 MAX_USED_CODES = 100_000
+MAX_SCANNED = 1_000_000  # plaintext entries read to find the ones ignore_hosts keeps from being checked
 
 
 class ListsUnavailable(LinkwarnError):
@@ -61,6 +62,8 @@ class Runtime:
         self.index_ready = asyncio.Event()  # set once the first index is built
         self.started_at = time.time()
         self.report_limits = RateLimiter(10, 3600)
+        # Hosts with path entries that mitmproxy is told not to intercept: their tunnels are closed.
+        self.uncheckable_hosts: frozenset[str] = frozenset()
         self._used_codes: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: asyncio.Task[None] | None = None
@@ -78,8 +81,13 @@ class Runtime:
             raise ValueError("linkwarn_data_dir cannot change while the proxy runs")
         if self.store is not None:
             self.secret = self._load_secret(settings)  # may raise: the change is then rolled back
-        self.settings = settings
+        previous, self.settings = self.settings, settings
         self.report_limits.limit = settings.reports_per_hour
+        untouched = (settings.ignore_hosts, settings.allow_hosts)
+        if self.index_ready.is_set() and (
+            previous is None or untouched != (previous.ignore_hosts, previous.allow_hosts)
+        ):
+            self.spawn(self._find_uncheckable(), "linkwarn-uncheckable")
 
     def require_settings(self) -> Settings:
         if self.settings is None:
@@ -146,6 +154,7 @@ class Runtime:
             )
             self._start_feeds(store, settings)
             self.spawn(self._follow_store(store), "linkwarn-follow-store")
+            await self._find_uncheckable()
         except Exception as exc:
             # Whatever went wrong, the fail mode decides what requests get.
             self.unavailable = str(exc) or type(exc).__name__
@@ -188,6 +197,35 @@ class Runtime:
             "linkwarn: index rebuilt, %d entries, in %.2f s", len(index), time.perf_counter() - started
         )
 
+    async def _find_uncheckable(self) -> None:
+        """Say which entries cannot be enforced because mitmproxy relays their hosts untouched.
+
+        A tunnel mitmproxy does not intercept shows only its host: host and domain
+        entries are enforced by closing such tunnels (`proxy_addon.tunnels`), but a
+        path entry cannot be told from the rest of its host. Their hosts' tunnels
+        are closed whole, and the entries are named in the log.
+        """
+        settings, store = self.settings, self.store
+        if settings is None or store is None or not (settings.ignore_hosts or settings.allow_hosts):
+            self.uncheckable_hosts = frozenset()
+            return
+        entries = await store.plaintext_entries(MAX_SCANNED, time.time())
+        hosts, named = set(), []
+        for entry in entries:
+            host, _, path = (entry.expression or "").partition("/")
+            if path and entry.action.value != "allow" and settings.passes_untouched(host):
+                hosts.add(host)
+                named.append(entry.expression or "")
+        self.uncheckable_hosts = frozenset(hosts)
+        if named:
+            shown = ", ".join(named[:20]) + (f" and {len(named) - 20} more" if len(named) > 20 else "")
+            logger.warning(
+                "linkwarn: %d path entries cannot be checked in tunnels that ignore_hosts/allow_hosts pass "
+                "through untouched: %s. Tunnels to their hosts are closed instead.",
+                len(named),
+                shown,
+            )
+
     async def _follow_store(self, store: Store) -> None:
         """When another process writes the store (``linkwarn import``, ``remove``), rebuild the index."""
         seen = await store.data_version()
@@ -221,16 +259,21 @@ class Runtime:
             except TimeoutError:
                 raise ListsUnavailable("the lists are still loading") from None
 
-    def prefilter(self, url: str) -> Prefiltered | None:
-        """The index lookup for *url*: None when nothing can match. No I/O, no await.
+    def lookup(self, url: str) -> Prefiltered:
+        """The index lookup for *url*: its canonical form, expressions and prefix hits. No I/O.
 
-        Raises InvalidURL for a URL that cannot be canonicalized, and
-        ListsUnavailable when the lists cannot be used.
+        A URL that cannot be canonicalized whole is looked up on what can be read
+        (``canonical.partial``). Raises InvalidURL when not even a host can be
+        read, and ListsUnavailable when the lists cannot be used.
         """
         checker = self.checker
         if checker is None:
             raise ListsUnavailable(self.unavailable or "the lists are not loaded")
-        found = checker.prefilter(url)
+        return checker.prefilter(url)
+
+    def prefilter(self, url: str) -> Prefiltered | None:
+        """Like `lookup`, but None when nothing can match."""
+        found = self.lookup(url)
         return found if found[2] else None
 
     async def confirm(self, url: str, found: Prefiltered) -> Verdict:

@@ -212,6 +212,17 @@ class Settings:
     feed_interval: int
     api_port: int
     ca_cert: Path | None = None
+    ignore_hosts: tuple[str, ...] = ()  # mitmproxy's own options, read for what they mean to the lists
+    allow_hosts: tuple[str, ...] = ()
+
+    def passes_untouched(self, host: str) -> bool:
+        """Whether mitmproxy's ignore_hosts/allow_hosts would relay *host*'s TLS tunnels untouched."""
+        addresses = (f"{host}:443", f"{host}:80")
+        if self.allow_hosts and not any(
+            re.search(rex, a, re.IGNORECASE) for rex in self.allow_hosts for a in addresses
+        ):
+            return True
+        return any(re.search(rex, a, re.IGNORECASE) for rex in self.ignore_hosts for a in addresses)
 
 
 def _duration(options: Any, name: str) -> int:
@@ -288,4 +299,6 @@ def parse_settings(options: Any) -> Settings:
         feed_interval=feed_interval,
         api_port=port,
         ca_cert=Path(confdir).expanduser() / "mitmproxy-ca-cert.pem" if confdir else None,
+        ignore_hosts=tuple(getattr(options, "ignore_hosts", ()) or ()),
+        allow_hosts=tuple(getattr(options, "allow_hosts", ()) or ()),
     )

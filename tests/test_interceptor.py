@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from mitmproxy import exceptions, http
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import taddons
 
 from blocklists import Action, Checker, Entry, Store, key_of
 from proxy_addon.answers import METADATA_KEY, Decision
@@ -135,26 +135,6 @@ async def test_redirect_to_a_listed_url_is_replaced(proxy: Proxy) -> None:
     relative.response = http.Response.make(301, b"", {"location": "/b"})
     await run_hook(proxy.addon.response(relative))
     assert relative.response.status_code == 301
-
-
-async def test_connect_to_an_ignored_listed_host_is_refused(proxy: Proxy) -> None:
-    proxy.tctx.options.ignore_hosts = [r"^mirror\.test:443$", r"^clean\.test"]
-    flow = tflow.tflow()
-    flow.request = http.Request.make("CONNECT", "http://mirror.test:443/")
-    flow.request.host, flow.request.port = "mirror.test", 443
-    await run_hook(proxy.addon.http_connect(flow))
-    assert flow.response is not None
-    assert flow.response.status_code == 403
-    clean = tflow.tflow()
-    clean.request.host, clean.request.port = "clean.test", 443
-    await run_hook(proxy.addon.http_connect(clean))
-    assert clean.response is None
-    # An intercepted listed host: the CONNECT passes, the requests inside get the page.
-    intercepted = tflow.tflow()
-    intercepted.request.host, intercepted.request.port = "leak.test", 443
-    await run_hook(proxy.addon.http_connect(intercepted))
-    assert intercepted.response is None
-    assert ("refused", "mirror.test/") in await proxy.kinds()
 
 
 async def test_a_sites_own_linkwarn_path_reaches_the_site_untouched(proxy: Proxy) -> None:
