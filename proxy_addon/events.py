@@ -1,4 +1,4 @@
-"""Write events off the request path: batched into the store, optionally as JSON lines.
+"""Write events off the request path: batched into the store, optionally as JSON lines and to syslog.
 
 The request hook only appends to a list. A background task writes what has
 gathered once a second (or sooner when a batch fills) in one transaction, and
@@ -6,6 +6,11 @@ gathered once a second (or sooner when a batch fills) in one transaction, and
 (URLs, referrers, reasons, comments) is made safe when it is recorded: invalid
 UTF-8 and lone surrogates replaced, control characters escaped, long fields
 cut with a marker, so one event can never stop the queue.
+
+Each batch goes to the store first; only once it is there is it appended to
+the JSON-lines file and handed to syslog (`proxy_addon.syslog`, whose thread
+does the sending), so neither can cost the store its copy. `record` also counts
+the event in the runtime's metrics (an increment, no await).
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ import re
 from dataclasses import fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blocklists.store import Event, Store
+
+if TYPE_CHECKING:
+    from proxy_addon.metrics import Metrics
+    from proxy_addon.syslog import SyslogExport
 
 __all__ = ["EventKind", "EventLog", "safe_text"]
 
@@ -57,10 +66,19 @@ def _safe_event(event: Event) -> Event:
 
 class EventLog:
     def __init__(
-        self, store: Store, jsonl: Path | None = None, interval: float = 1.0, batch: int = 500
+        self,
+        store: Store,
+        jsonl: Path | None = None,
+        interval: float = 1.0,
+        batch: int = 500,
+        *,
+        syslog: SyslogExport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.jsonl = jsonl
+        self.syslog = syslog
+        self.metrics = metrics
         self.interval = interval
         self.batch = batch
         self._pending: list[Event] = []
@@ -70,10 +88,19 @@ class EventLog:
     def record(self, event: Event) -> None:
         """Queue an event; never blocks, never awaits."""
         self._pending.append(_safe_event(event))
+        if self.metrics is not None:
+            self.metrics.recorded(event)
         if len(self._pending) >= self.batch:
             self._wake.set()
 
+    @property
+    def queued(self) -> int:
+        """How many events wait to be written to the store."""
+        return len(self._pending)
+
     def start(self) -> None:
+        if self.syslog is not None:
+            self.syslog.start()
         self._task = asyncio.create_task(self._run(), name="linkwarn-events")
 
     async def _run(self) -> None:
@@ -98,6 +125,8 @@ class EventLog:
         if self.jsonl is not None:
             lines = "".join(json.dumps(event.to_json()) + "\n" for event in batch)
             await asyncio.to_thread(self._append, self.jsonl, lines)
+        if self.syslog is not None:
+            self.syslog.send(batch)
 
     @staticmethod
     def _append(path: Path, text: str) -> None:
@@ -110,4 +139,8 @@ class EventLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            if self.syslog is not None:
+                await asyncio.to_thread(self.syslog.close)

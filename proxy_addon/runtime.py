@@ -32,7 +32,9 @@ from blocklists.lists import Defaults, ListFormat, parse_list
 from blocklists.sync import FeedSyncer
 from proxy_addon.events import EventLog
 from proxy_addon.limits import RateLimiter
+from proxy_addon.metrics import Metrics
 from proxy_addon.settings import SECRET_ENV, Settings
+from proxy_addon.syslog import SyslogExport
 from proxy_addon.tokens import SecretError, load_or_create_secret, secret_from_text
 
 __all__ = ["ListsUnavailable", "Runtime"]
@@ -62,6 +64,7 @@ class Runtime:
         self.index_ready = asyncio.Event()  # set once the first index is built
         self.started_at = time.time()
         self.report_limits = RateLimiter(10, 3600)
+        self.metrics = Metrics()  # counted on the request path, read by the metrics listener
         # Hosts with path entries that mitmproxy is told not to intercept: their tunnels are closed.
         self.uncheckable_hosts: frozenset[str] = frozenset()
         self._used_codes: dict[str, float] = {}
@@ -138,7 +141,9 @@ class Runtime:
             self.secret = self._load_secret(settings)
             if settings.sample and not settings.feeds and not await store.sources():
                 await self._import_sample(store)
-            self.events = EventLog(store, settings.events_jsonl)
+            self.events = EventLog(
+                store, settings.events_jsonl, syslog=self._syslog(settings), metrics=self.metrics
+            )
             self.events.start()
             # Requests are decided from here on: by the store until the index is built.
             self.checker = Checker(store)
@@ -269,7 +274,15 @@ class Runtime:
         checker = self.checker
         if checker is None:
             raise ListsUnavailable(self.unavailable or "the lists are not loaded")
-        return checker.prefilter(url)
+        started = time.perf_counter()
+        found = checker.prefilter(url)
+        self.metrics.lookups.observe(time.perf_counter() - started)
+        return found
+
+    def _syslog(self, settings: Settings) -> SyslogExport | None:
+        if settings.events_syslog is None:
+            return None
+        return SyslogExport(settings.events_syslog, on_drop=self.metrics.syslog_lost.inc)
 
     def prefilter(self, url: str) -> Prefiltered | None:
         """Like `lookup`, but None when nothing can match."""

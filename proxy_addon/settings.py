@@ -22,15 +22,19 @@ from blocklists import default_data_dir
 from blocklists.entry import parse_duration
 from blocklists.feed import FeedError
 from blocklists.sync import FeedSubscription, parse_subscription
+from proxy_addon.pac import parse_direct_patterns
+from proxy_addon.syslog import SyslogTarget, parse_syslog_target
 
 __all__ = [
     "DEFAULT_OWN_HOST",
     "OPTIONS",
+    "Listen",
     "Option",
     "Organisation",
     "Settings",
     "add_options",
     "add_run_flags",
+    "parse_listen",
     "parse_settings",
     "readme_table",
 ]
@@ -118,6 +122,23 @@ OPTIONS: tuple[Option, ...] = (
     Option("linkwarn_api_port", int, 8089,
            "Port of the local API for the browser extension, on 127.0.0.1 only. 0: no API.",
            flag="--api-port", metavar="PORT"),
+    Option("linkwarn_metrics", str, "",
+           "Serve Prometheus metrics at /metrics, and /healthz and /readyz for load balancers, on "
+           "HOST:PORT (a bare PORT listens on 127.0.0.1). No URL or client address is ever a label.",
+           flag="--metrics", metavar="HOST:PORT"),
+    Option("linkwarn_events_syslog", str, "",
+           "Also send every event to this syslog collector, udp://HOST:PORT or tcp://HOST:PORT, as an "
+           "RFC 5424 message holding the event as JSON. A slow or absent collector never slows requests; "
+           "the store keeps its copy.",
+           flag="--events-syslog", metavar="URL"),
+    Option("linkwarn_pac_proxy", str, "",
+           "The proxy address the PAC file at http://OWN_HOST/proxy.pac names, HOST:PORT (default: the "
+           "address the browser reached this proxy on). Behind a load balancer, give its name.",
+           flag="--pac-proxy", metavar="HOST:PORT", shown_default="the address reached"),
+    Option("linkwarn_pac_direct", Sequence[str], [],
+           "Host patterns (intranet.example, *.corp.example) the PAC file sends DIRECT, bypassing the "
+           "proxy: linkwarn never sees, and never checks, a request to them.",
+           shown_default="none"),
 )  # fmt: skip
 
 
@@ -174,6 +195,34 @@ def readme_table() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(text: str) -> Listen:
+    """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[V6]:PORT`` (loopback unless a host is given); ValueError."""
+    value = text.strip()
+    host, port = "127.0.0.1", value
+    if value.startswith("["):
+        end = value.find("]:")
+        if end < 0:
+            raise ValueError(f"{text!r} is not HOST:PORT")
+        host, port = value[1:end], value[end + 2 :]
+    elif ":" in value:
+        host, _, port = value.rpartition(":")
+        host = host or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT with a port from 1 to 65535")
+    if not host or any(c.isspace() or c in "/?#@" for c in host):
+        raise ValueError(f"{text!r} has no usable host")
+    return Listen(host, int(port))
+
+
+@dataclass(frozen=True, slots=True)
 class Organisation:
     """What the warning page says about who runs it. All of it is escaped when shown."""
 
@@ -211,6 +260,10 @@ class Settings:
     feeds: tuple[FeedSubscription, ...]
     feed_interval: int
     api_port: int
+    metrics: Listen | None = None
+    events_syslog: SyslogTarget | None = None
+    pac_proxy: Listen | None = None
+    pac_direct: tuple[str, ...] = ()
     ca_cert: Path | None = None
     ignore_hosts: tuple[str, ...] = ()  # mitmproxy's own options, read for what they mean to the lists
     allow_hosts: tuple[str, ...] = ()
@@ -277,6 +330,21 @@ def parse_settings(options: Any) -> Settings:
         raise ValueError(
             f"linkwarn_contact must be an e-mail address or an http(s) URL, not {organisation.contact!r}"
         )
+    try:
+        metrics = parse_listen(options.linkwarn_metrics) if options.linkwarn_metrics else None
+    except ValueError as exc:
+        raise ValueError(f"linkwarn_metrics: {exc}") from None
+    try:
+        syslog = (
+            parse_syslog_target(options.linkwarn_events_syslog) if options.linkwarn_events_syslog else None
+        )
+    except ValueError as exc:
+        raise ValueError(f"linkwarn_events_syslog: {exc}") from None
+    try:
+        pac_proxy = parse_listen(options.linkwarn_pac_proxy) if options.linkwarn_pac_proxy else None
+        pac_direct = parse_direct_patterns(options.linkwarn_pac_direct)
+    except ValueError as exc:
+        raise ValueError(f"linkwarn_pac_proxy/linkwarn_pac_direct: {exc}") from None
     confdir = getattr(options, "confdir", None)
     return Settings(
         data_dir=Path(options.linkwarn_data_dir).expanduser()
@@ -298,6 +366,10 @@ def parse_settings(options: Any) -> Settings:
         feeds=feeds,
         feed_interval=feed_interval,
         api_port=port,
+        metrics=metrics,
+        events_syslog=syslog,
+        pac_proxy=pac_proxy,
+        pac_direct=pac_direct,
         ca_cert=Path(confdir).expanduser() / "mitmproxy-ca-cert.pem" if confdir else None,
         ignore_hosts=tuple(getattr(options, "ignore_hosts", ()) or ()),
         allow_hosts=tuple(getattr(options, "allow_hosts", ()) or ()),
