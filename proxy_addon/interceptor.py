@@ -298,6 +298,7 @@ class Linkwarn:
             outcome,
             proceeded=outcome is Answer.FORWARD and entry.action is Action.WARN,
         )
+        self.runtime.metrics.decided(entry.action, kind)
         if outcome is Answer.FORWARD:
             return
         if outcome is Answer.AUDIT:
@@ -423,6 +424,7 @@ class Linkwarn:
             )
         if verdict is None or verdict.entry is None or not BEHAVIOUR[verdict.entry.action].shows_page:
             return None
+        self.runtime.metrics.decided(verdict.entry.action, RequestKind.CONNECT)
         return f"{verdict.entry.label} is listed ({verdict.entry.action})"
 
     def _doubt(self, flow: http.HTTPFlow, why: str) -> None:
