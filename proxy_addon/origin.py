@@ -7,6 +7,7 @@ own ``Origin`` and, where the browser sends it, ``Sec-Fetch-Site: same-origin``)
 
     GET  /                the CA certificate and how to trust it (mitm.it's job, for linkwarn), also over HTTP
     GET  /cert/pem|cer    the certificate itself, also over HTTP
+    GET  /proxy.pac       a PAC file sending browsers through this proxy (`proxy_addon.pac`), also over HTTP
     GET  /warning?t=...   the warning page for a signed ticket (client, entry, URL)
     POST /proceed         Proceed: a person's click, not sooner than MIN_DWELL after the page opened;
                           answered with a redirect carrying a one-time code to the listed URL
@@ -54,6 +55,7 @@ from proxy_addon.interstitial import (
     render_warning,
     texts_for,
 )
+from proxy_addon.pac import PAC_MEDIA_TYPE, render_pac
 from proxy_addon.policy import may_proceed
 from proxy_addon.runtime import ListsUnavailable, Runtime
 from proxy_addon.tokens import Purpose, Token, TokenError, mint, new_nonce, verify
@@ -69,7 +71,7 @@ CODE_SECONDS = 60
 MIN_DWELL = 1.0  # seconds between the page being served and Proceed being accepted
 MAX_TICKET_URL = 8192
 MAX_FORM = 64 * 1024
-PLAIN_HTTP_PATHS = frozenset({"/", "/cert/pem", "/cert/cer"})
+PLAIN_HTTP_PATHS = frozenset({"/", "/cert/pem", "/cert/cer", "/proxy.pac"})
 
 
 def add_code(url: str, code: str) -> str:
@@ -136,6 +138,7 @@ class OwnOrigin:
             ("GET", "/warning"): self._warning,
             ("POST", "/proceed"): self._proceed,
             ("POST", "/report"): self._report,
+            ("GET", "/proxy.pac"): self._pac,
         }
         method = "GET" if request.method == "HEAD" else request.method
         if request.scheme != "https" and path not in PLAIN_HTTP_PATHS:
@@ -194,6 +197,25 @@ class OwnOrigin:
             organisation=self.runtime.require_settings().organisation,
         )
         flow.response = page_response(200, render_ca_page(page, t))
+
+    async def _pac(self, flow: http.HTTPFlow, t: Texts) -> None:
+        """The PAC file: this proxy (`linkwarn_pac_proxy`, else the address the client reached) for all."""
+        settings = self.runtime.require_settings()
+        if settings.pac_proxy is not None:
+            proxy = str(settings.pac_proxy)
+        else:
+            host, port = flow.client_conn.sockname[:2]
+            host = host.removeprefix("::ffff:")
+            proxy = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        flow.response = http.Response.make(
+            200,
+            render_pac(proxy, settings.pac_direct),
+            {
+                "content-type": PAC_MEDIA_TYPE,
+                "cache-control": "max-age=300",
+                "x-content-type-options": "nosniff",
+            },
+        )
 
     async def _certificate(self, flow: http.HTTPFlow, t: Texts) -> None:
         ca = await self._load_ca()
