@@ -6,8 +6,9 @@ and hands it to both.
 """
 
 from proxy_addon.api import LocalApi
+from proxy_addon.health import Monitoring
 from proxy_addon.interceptor import Linkwarn
 from proxy_addon.runtime import Runtime
 
 runtime = Runtime()
-addons = [Linkwarn(runtime), LocalApi(runtime)]
+addons = [Linkwarn(runtime), LocalApi(runtime), Monitoring(runtime)]

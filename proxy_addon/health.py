@@ -80,7 +80,8 @@ async def readiness(runtime: Runtime, now: float | None = None) -> tuple[int, di
     """Readiness: lists loaded, no feed past its expiry, the store writable; each check says why."""
     now = time.time() if now is None else now
     checks: dict[str, dict[str, Any]] = {}
-    status, why = health(runtime)
+    status, live = health(runtime)
+    why = live["why"]
     loaded = status == 200 and runtime.index_ready.is_set()
     checks["lists"] = {"ok": loaded, "why": why if status != 200 or loaded else "the index is being built"}
     store = runtime.store

@@ -54,6 +54,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="the feed publisher's public key (ed25519:... or a file); one, or one per --feed",
     )
     parser.add_argument(
+        "--pac-direct",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a host pattern the PAC file at http://OWN_HOST/proxy.pac sends DIRECT (repeatable); "
+        "DIRECT hosts bypass the proxy and are never checked",
+    )
+    parser.add_argument(
         "--confdir",
         type=Path,
         default=None,
@@ -86,13 +94,22 @@ class _Banner:
             f"{host}:{port}" for server in servers for host, port, *_ in server.listen_addrs
         )
         api = ctx.master.addons.get("localapi")
-        info = {"pid": os.getpid(), "listen": addresses.split(", "), "api": api.address if api else None}
+        monitoring = ctx.master.addons.get("monitoring")
+        metrics = monitoring.address if monitoring else None
+        info = {
+            "pid": os.getpid(),
+            "listen": addresses.split(", "),
+            "api": api.address if api else None,
+            "metrics": metrics,
+        }
         self.run_file.write_text(json.dumps(info))
         api_line = (
             f"  local API for the extension: {api.address} (its token is in {api.token_file})\n"
             if api and api.address
             else ""
         )
+        if metrics:
+            api_line += f"  metrics and health: {metrics}/metrics, /healthz, /readyz\n"
         own_host = self.runtime.settings.own_host if self.runtime.settings else ""
         print(
             f"linkwarn proxy listening on {addresses}\n"
@@ -122,6 +139,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from mitmproxy.tools.dump import DumpMaster
 
     from proxy_addon.api import LocalApi
+    from proxy_addon.health import Monitoring
     from proxy_addon.interceptor import Linkwarn
     from proxy_addon.runtime import Runtime
 
@@ -136,13 +154,17 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, confdir=str(confdir))
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     runtime = Runtime()
-    master.addons.add(Linkwarn(runtime), LocalApi(runtime), _Banner(out, data_dir, confdir, runtime))
+    master.addons.add(
+        Linkwarn(runtime), LocalApi(runtime), Monitoring(runtime), _Banner(out, data_dir, confdir, runtime)
+    )
     updates: dict[str, Any] = {
         "connection_strategy": "lazy",
         **run_updates(args),
         "linkwarn_data_dir": str(data_dir),
         "linkwarn_feeds": pair_feeds(args.feed, args.feed_key),
     }
+    if args.pac_direct:
+        updates["linkwarn_pac_direct"] = args.pac_direct
     if args.upstream:
         updates["mode"] = [f"upstream:{args.upstream}"]
     if args.ignore_hosts:
