@@ -46,7 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from blocklists import Action, InvalidURL, Verdict
+from blocklists import Action, Canonical, InvalidURL, Verdict
 from blocklists.store import Event
 from proxy_addon.events import EventKind
 from proxy_addon.interstitial import MAX_COMMENT
@@ -196,7 +196,7 @@ class Api:
             why = self.runtime.unavailable or "the lists are still loading"
             raise ApiError(503, "lists_unavailable", f"the lists cannot be used: {why}")
 
-    async def _decide(self, url: str) -> tuple[str, Verdict | None]:
+    async def _decide(self, url: str) -> tuple[Canonical, Verdict | None]:
         """The canonical URL and the decision (None when nothing is listed); raises InvalidURL or ApiError."""
         try:
             return await self.runtime.check(url)
@@ -207,13 +207,16 @@ class Api:
         settings = self.runtime.settings
         return (settings.proceed, settings.proceed_seconds) if settings is not None else (False, 0)
 
-    def _result(self, url: str, verdict: Verdict | None, canonical: str) -> dict[str, Any]:
+    def _result(
+        self, url: str | None, verdict: Verdict | None, canonical: Canonical | None
+    ) -> dict[str, Any]:
         entry = None if verdict is None else verdict.entry
         proceed, seconds = self._proceed()
         passable = entry is not None and may_proceed(entry.action, proceed)
         return {
             "url": url,
-            "canonical": canonical,
+            "canonical": None if canonical is None else canonical.url,
+            "partial": canonical is not None and canonical.partial,
             "listed": entry is not None and entry.action is not Action.ALLOW,
             "action": None if entry is None else str(entry.action),
             "reason": None if entry is None else entry.reason,
@@ -228,12 +231,17 @@ class Api:
             "error": None,
         }
 
-    async def _check_one(self, url: str) -> dict[str, Any]:
+    async def _check_one(self, url: Any, where: str) -> dict[str, Any]:
+        """One URL's result; a bad one gets an error in its own result, never the batch's."""
+        if not isinstance(url, str):
+            result = self._result(None, None, None)
+            result["error"] = {"code": "invalid_request", "message": f"{where} must be a string"}
+            return result
         try:
             canonical, verdict = await self._decide(url)
         except InvalidURL as exc:
-            result = self._result(url, None, "")
-            result.update(canonical=None, error={"code": "invalid_url", "message": str(exc)})
+            result = self._result(url, None, None)
+            result["error"] = {"code": "invalid_url", "message": str(exc)}
             return result
         return self._result(url, verdict, canonical)
 
@@ -242,9 +250,8 @@ class Api:
     async def check(self, request: Request) -> Response:
         data = await read_json(request)
         items = _string_list(data, "urls", MAX_URLS)
-        urls = [_url_field(value, f"urls[{i}]") for i, value in enumerate(items)]
         self._available()  # lists_unavailable before any work
-        results = [await self._check_one(url) for url in urls]
+        results = [await self._check_one(value, f"urls[{i}]") for i, value in enumerate(items)]
         return JSONResponse({"results": results, "checked_at": time.time()}, headers=_HEADERS)
 
     async def status(self, request: Request) -> Response:

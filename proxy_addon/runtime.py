@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from blocklists import Checker, LinkwarnError, Store, Verdict
+from blocklists import Canonical, Checker, LinkwarnError, Store, Verdict
 from blocklists.checker import Prefiltered
 from blocklists.lists import Defaults, ListFormat, parse_list
 from blocklists.sync import FeedSyncer
@@ -307,15 +307,12 @@ class Runtime:
         found = self.prefilter(url)
         return None if found is None else await self.confirm(url, found)
 
-    async def check(self, url: str) -> tuple[str, Verdict | None]:
+    async def check(self, url: str) -> tuple[Canonical, Verdict | None]:
         """The canonical URL and the decision, for the API; raises InvalidURL and ListsUnavailable."""
-        checker = self.checker
-        if checker is None:
-            raise ListsUnavailable(self.unavailable or "the lists are still loading")
-        found = checker.prefilter(url)
+        found = self.lookup(url)
         if not found[2]:
-            return found[0].url, None
-        return found[0].url, await self.confirm(url, found)
+            return found[0], None
+        return found[0], await self.confirm(url, found)
 
     # -- one-time codes -----------------------------------------------------------
 
