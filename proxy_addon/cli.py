@@ -35,6 +35,7 @@ from blocklists.entry import Entry, parse_duration, parse_time
 from blocklists.lists import ParsedList, ProblemKind
 from proxy_addon.arguments import data_dir_parent, duration, list_reading_parent
 from proxy_addon.feedcli import add_feed_commands, cmd_feed, cmd_status, cmd_sync
+from proxy_addon.fleetcli import FLEET_COMMANDS, add_fleet_commands
 from proxy_addon.runner import add_run_arguments
 
 EXIT_OK, EXIT_MATCH, EXIT_USAGE = 0, 1, 2
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evt.add_argument("--limit", type=int, default=1000, help="at most this many, the newest (default: 1000)")
     evt.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_fleet_commands(commands, common)
     return parser
 
 
@@ -259,6 +261,7 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
     return {
         "url": verdict.url,
         "canonical": verdict.canonical.url,
+        "partial": verdict.canonical.partial,
         "expressions": list(verdict.expressions),
         "action": None if verdict.action is None else str(verdict.action),
         "entry": None if entry is None else entry_json(entry),
@@ -294,7 +297,8 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 def _print_trace(verdict: Verdict, out: TextIO) -> None:
     print(f"URL:        {verdict.url}", file=out)
-    print(f"canonical:  {verdict.canonical.url}", file=out)
+    partial = "  (partial: only the host and a path prefix could be read)" if verdict.canonical.partial else ""
+    print(f"canonical:  {verdict.canonical.url}{partial}", file=out)
     for step in verdict.canonical.steps:
         print(f"  - {step}", file=out)
     hit = {m.expression for m in verdict.matches} | {m.expression for m in verdict.expired}
@@ -469,6 +473,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any
     "remove": cmd_remove,
     "events": cmd_events,
     "run": cmd_run,
+    **FLEET_COMMANDS,
     "feed": cmd_feed,
     "sync": lambda args, out, err: _with_store(cmd_sync, args, out, err),
     "status": lambda args, out, err: _with_store(
