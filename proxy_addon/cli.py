@@ -297,7 +297,9 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 def _print_trace(verdict: Verdict, out: TextIO) -> None:
     print(f"URL:        {verdict.url}", file=out)
-    partial = "  (partial: only the host and a path prefix could be read)" if verdict.canonical.partial else ""
+    partial = (
+        "  (partial: only the host and a path prefix could be read)" if verdict.canonical.partial else ""
+    )
     print(f"canonical:  {verdict.canonical.url}{partial}", file=out)
     for step in verdict.canonical.steps:
         print(f"  - {step}", file=out)

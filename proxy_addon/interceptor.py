@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy import layer, layers
+from mitmproxy.utils import human
 
 from blocklists import Action, Entry, InvalidURL, Verdict
 from blocklists.checker import Prefiltered
@@ -95,6 +96,34 @@ def strip_code(path: str) -> tuple[str, str | None]:
     if match.group(1) == "?":
         rest = "?" + rest[1:] if rest.startswith("&") else rest
     return path[: match.start()] + rest, match.group(2)
+
+
+def may_stream(request: http.Request) -> bool:
+    """Whether mitmproxy may stream this request's body (``stream_large_bodies``) while reading it."""
+    if request.stream:
+        return True
+    limit = getattr(
+        ctx.options, "stream_large_bodies", None
+    )  # absent where mitmproxy's proxy core is not loaded
+    if not limit or request.method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    length = request.headers.get("content-length")
+    return length is None or not length.isdigit() or int(length) > (human.parse_size(limit) or 0)
+
+
+def respond(flow: http.HTTPFlow, response: http.Response) -> None:
+    """Answer the request in place of its server; nothing of it is forwarded.
+
+    mitmproxy cannot answer a request whose body it streams, and streams a large
+    one while reading it even after an addon has answered, so such a request is
+    cut off instead (the connection, or the HTTP/2 stream): not a byte goes up.
+    """
+    if may_stream(flow.request):
+        logger.info("linkwarn: cut off a streamed upload to %s", flow.request.pretty_host)
+        flow.kill()
+        return
+    flow.request.stream = False
+    flow.response = response
 
 
 class Linkwarn:
@@ -304,21 +333,23 @@ class Linkwarn:
         if outcome is Answer.AUDIT:
             self._record(flow, EventKind.AUDIT, verdict)
             return
-        flow.request.stream = False  # answered here: not a byte of the body goes up
         if outcome is Answer.REFUSE:
             detail = "WebSocket upgrade" if kind is RequestKind.WEBSOCKET else "subresource"
             event = EventKind.BLOCK if kind is RequestKind.SUBRESOURCE else EventKind.REFUSED
             self._record(flow, event, verdict, detail=detail)
             what = "WebSocket refused" if kind is RequestKind.WEBSOCKET else "refused"
-            flow.response = refusal_response(entry, f"{what}: the URL is listed")
+            respond(flow, refusal_response(entry, f"{what}: the URL is listed"))
             return
         if redirect_from is not None:
             logger.info(
                 "linkwarn: a redirect from %s leads to a listed URL", urlsplit(redirect_from).hostname
             )
-        flow.response = redirect_response(
-            self.origin.ticket_url(flow, entry, verdict.url),
-            x_linkwarn=f"{entry.action}; entry={entry.label}",
+        respond(
+            flow,
+            redirect_response(
+                self.origin.ticket_url(flow, entry, verdict.url),
+                x_linkwarn=f"{entry.action}; entry={entry.label}",
+            ),
         )
 
     # -- the one-time code -----------------------------------------------------------
@@ -389,8 +420,7 @@ class Linkwarn:
         flow.metadata[METADATA_KEY] = Decision.of(
             entry, verdict.canonical.url, Answer.FORWARD, proceeded=True, answered=True
         )
-        flow.request.stream = False
-        flow.response = redirect_response(url, set_cookie="; ".join(attributes))
+        respond(flow, redirect_response(url, set_cookie="; ".join(attributes)))
 
     # -- other answers ------------------------------------------------------------------
 
@@ -442,16 +472,16 @@ class Linkwarn:
         if settings is None or not settings.fail_closed:
             logger.error("linkwarn: failing open (%s): %s passes unchecked", why, flow.request.pretty_host)
             return
-        flow.request.stream = False
         if request_kind(flow.request) is RequestKind.NAVIGATION:
             t = texts_for(flow.request.headers.get("accept-language"))
             page = render_message(t, "unavailable_title", "unavailable", {"why": why}, kind="block")
-            flow.response = page_response(503, page)
+            response = page_response(503, page)
         else:
             message = f"linkwarn cannot check this request ({why}), and is set to fail closed.\n"
-            flow.response = http.Response.make(503, message, {"content-type": "text/plain; charset=utf-8"})
-        flow.response.headers["x-linkwarn"] = "unavailable"
+            response = http.Response.make(503, message, {"content-type": "text/plain; charset=utf-8"})
+        response.headers["x-linkwarn"] = "unavailable"
         flow.metadata[METADATA_KEY] = Decision(unavailable=why, answered=True)
+        respond(flow, response)
 
     def _record(
         self, flow: http.HTTPFlow, kind: EventKind, verdict: Verdict, detail: str | None = None

@@ -117,7 +117,9 @@ def proxy(
     data_dir = tmp_path_factory.mktemp("evasion-proxy")
     for name in ("linkwarn.sqlite3",):
         (data_dir / name).write_bytes((corpus_store / name).read_bytes())
-    started = RunningProxy.start(data_dir, upstreams[0].port, upstreams[1].port, "--no-sample")
+    started = RunningProxy.start(
+        data_dir, upstreams[0].port, upstreams[1].port, "--no-sample", "--set", "stream_large_bodies=1k"
+    )
     yield started
     started.stop()
 
@@ -440,3 +442,24 @@ async def test_a_request_naming_a_listed_host_anywhere_is_never_forwarded(
             flow.request.headers["host"] = f"{clean}, {listed}"
         await proxy.send(flow)
         assert flow.response is not None, (url, where, listed)
+
+
+@pytest.mark.parametrize("host", ["mirror.test", "clean.test"])
+def test_a_streamed_upload_is_decided_before_any_byte_goes_up(
+    proxy: RunningProxy, upstreams: tuple[Upstream, Upstream], host: str
+) -> None:
+    marks = [u.mark() for u in upstreams]
+    body = b"x" * 200_000  # over stream_large_bodies: mitmproxy would stream it as it arrives
+    with httpx.Client(proxy=proxy.url, timeout=20) as client:
+        if host == "mirror.test":
+            # Too large for mitmproxy to hold and answer: cut off before a byte goes up.
+            with pytest.raises(httpx.TransportError):
+                client.post(f"http://{host}/upload", content=body)
+            assert [u.mark() for u in upstreams] == marks
+            small = client.post(f"http://{host}/upload", content=b"x" * 100)
+            assert small.status_code == 403  # under the limit: held and answered
+            assert [u.mark() for u in upstreams] == marks
+            return
+        response = client.post(f"http://{host}/upload", content=body)
+    assert response.status_code == 200
+    assert response.text == "received 200000 bytes"

@@ -469,3 +469,90 @@ async def test_a_bad_secret_file_rolls_the_change_back(proxy: Proxy, tmp_path: P
     with pytest.raises(exceptions.OptionsError, match=r"missing\.secret"):
         proxy.tctx.configure(proxy.addon, linkwarn_secret="", linkwarn_secret_file=str(missing))
     assert proxy.runtime.secret == b"s" * 32
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (302, {"location": "/\\mirror.test/film"}),  # browsers read \ as /: protocol-relative
+        (301, {"location": "//mirror.test/film"}),
+        (307, {"location": "  http://mirror.test/film \t"}),
+        (308, {"location": "http:\\\\mirror.test\\film"}),
+        (303, {"location": "HTTP://MIRROR.TEST./film"}),
+        (300, {"location": "http://mirror.test/"}),
+        (201, {"location": "http://mirror.test/new"}),
+        (200, {"refresh": "0; url=http://mirror.test/film"}),
+        (200, {"refresh": "5;URL='http://mirror.test/film'"}),
+        (302, {"location": "/ok", "refresh": "1, http://mirror.test/"}),
+    ],
+)
+async def test_redirects_are_read_as_browsers_read_them(
+    proxy: Proxy, status: int, headers: dict[str, str]
+) -> None:
+    flow = await proxy.request("https://short.test/abc", headers=NAVIGATE)
+    assert flow.response is None
+    flow.response = http.Response.make(status, b"", headers)
+    await run_hook(proxy.addon.response(flow))
+    assert flow.response.status_code == 303
+    assert flow.response.headers["location"].startswith(f"https://{OWN}/warning?t=")
+
+
+@pytest.mark.parametrize(
+    "headers", [{"location": "/\\clean.test/x"}, {"location": "mailto:a@mirror.test"}, {"refresh": "0"}]
+)
+async def test_redirects_elsewhere_are_left_alone(proxy: Proxy, headers: dict[str, str]) -> None:
+    flow = await proxy.request("https://short.test/abc", headers=NAVIGATE)
+    flow.response = http.Response.make(302, b"", headers)
+    await run_hook(proxy.addon.response(flow))
+    assert flow.response.status_code == 302
+
+
+async def test_a_streamed_upload_to_a_listed_host_is_answered_before_any_byte_goes_up(proxy: Proxy) -> None:
+    flow = proxy.flow("https://mirror.test/upload", method="POST", headers={"content-length": "10000000"})
+    flow.request.stream = True  # as mitmproxy's stream_large_bodies sets it, before linkwarn's hook
+    await run_hook(proxy.addon.requestheaders(flow))
+    # mitmproxy cannot answer a streamed request: it is cut off, and nothing was sent on.
+    assert flow.response is None
+    assert flow.error is not None
+    assert not flow.live
+    small = proxy.flow(
+        "https://mirror.test/upload", method="POST", headers={"content-length": "10"}, body=b"x" * 10
+    )
+    await run_hook(proxy.addon.requestheaders(small))
+    assert small.response is not None
+    assert small.response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://mirror.test:abc/x",  # a junk port: decided on the host
+        "http://mirror.test/" + "a/" * 40_000,  # too long: decided on the host and a path prefix
+        "http://[2001:db8::1]/x",
+    ],
+)
+async def test_doubt_is_decided_on_what_can_be_read(tmp_path: Path, url: str) -> None:
+    entries = [*ENTRIES, Entry.listing("[2001:db8::1]/", Action.BLOCK)]
+    async with proxy_with(tmp_path, entries) as proxy:
+        flow = proxy.flow("http://placeholder.test/", headers=NAVIGATE)
+        flow.request.url = url if "abc" not in url else "http://placeholder.test/x"
+        if "abc" in url:
+            flow.request.headers["host"] = "mirror.test:abc"
+        await proxy.send(flow)
+        assert flow.response is not None, url
+
+
+async def test_what_cannot_be_decided_is_refused_when_failing_closed(tmp_path: Path) -> None:
+    long_unlisted = "http://clean.test/" + "a/" * 40_000
+    for mode, refused in (("open", False), ("closed", True)):
+        async with proxy_with(tmp_path / mode, ENTRIES, linkwarn_fail_mode=mode) as proxy:
+            flow = proxy.flow("http://clean.test/", headers=NAVIGATE)
+            flow.request.url = long_unlisted
+            await proxy.send(flow)
+            assert (flow.response is not None) is refused, mode
+            bad_host = proxy.flow("http://clean.test/", headers=NAVIGATE)
+            bad_host.request.headers["host"] = "%2F.test"
+            await proxy.send(bad_host)
+            assert (bad_host.response is not None) is refused, mode
+            plain = await proxy.request("http://clean.test/short", headers=NAVIGATE)
+            assert plain.response is None

@@ -36,6 +36,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def do_POST(self) -> None:
+        host = self.headers.get("host", "")
+        self.server.seen.append((host, self.path, self.headers.get("cookie")))
+        length = int(self.headers.get("content-length", "0") or "0")
+        received = self.rfile.read(length) if length else b""
+        body = f"received {len(received)} bytes".encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:
         host = self.headers.get("host", "")
         self.server.seen.append((host, self.path, self.headers.get("cookie")))
