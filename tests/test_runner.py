@@ -28,7 +28,7 @@ def test_the_proxy_user_is_the_client_identity(authenticated: RunningProxy) -> N
     with httpx.Client(proxy=authenticated.url) as anonymous:
         assert anonymous.get("http://mirror.test/").status_code == 407  # mitmproxy asks first
     auth_url = authenticated.url.replace("http://", "http://alice:wonderland@")
-    with httpx.Client(proxy=auth_url, verify=False) as client:  # noqa: S501 - the proxy's own CA
+    with httpx.Client(proxy=auth_url, verify=False) as client:
         first = client.get("http://leak.example/inbox", headers={"accept": "text/html"})
         assert first.status_code == 303
         page = client.get(first.headers["location"], headers={"accept": "text/html"})
