@@ -47,6 +47,8 @@ _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
 _HOSTLESS_SCHEMES = frozenset(
     {"about", "blob", "chrome", "data", "file", "javascript", "mailto", "sms", "tel", "view-source"}
 )
+# What the WHATWG URL parser strips from both ends of its input: C0 controls and space.
+_C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _PORT_LIKE = re.compile(r"\d*(?:[/?\\]|$)")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -97,7 +99,7 @@ def canonicalize_traced(url: str) -> Canonical:
         raise InvalidURL(f"URL is {len(url)} characters long, over the limit of {MAX_URL_LENGTH}")
     steps: list[str] = []
 
-    text = url.strip(" \t\r\n\f\v")
+    text = url.strip(_C0_AND_SPACE)
     if "\t" in text or "\r" in text or "\n" in text:
         text = text.replace("\t", "").replace("\r", "").replace("\n", "")
         steps.append("removed tab, CR and LF characters")
@@ -150,7 +152,7 @@ def canonicalize_partial(url: str) -> Canonical:
     if not isinstance(url, str):
         raise InvalidURL(f"expected a URL string, got {type(url).__name__}")
     steps = ["read only the host and a path prefix: the whole URL cannot be canonicalized"]
-    text = url[:MAX_URL_LENGTH].strip(" \t\r\n\f\v").replace("\t", "").replace("\r", "").replace("\n", "")
+    text = url[:MAX_URL_LENGTH].strip(_C0_AND_SPACE).replace("\t", "").replace("\r", "").replace("\n", "")
     text = text.split("#", 1)[0]
     scheme, rest = _split_scheme(text, steps)
     before = rest.split("?", 1)[0]

@@ -6,8 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from blocklists import InvalidURL, canonicalize, canonicalize_traced, expressions
-from blocklists.canonical import MAX_URL_LENGTH, _unescape, registrable_domain
+from blocklists import (
+    InvalidURL,
+    canonicalize,
+    canonicalize_traced,
+    expression_for,
+    expressions,
+    expressions_of,
+)
+from blocklists.canonical import MAX_URL_LENGTH, _unescape, canonicalize_partial, registrable_domain
 
 from .conftest import load_vectors
 
@@ -105,7 +112,42 @@ def test_canonical_form_is_stable(path: str) -> None:
         once = canonicalize("http://leak.test/" + path)
     except InvalidURL:
         return
-    # A decoded "%3F" becomes a literal "?", which a second pass would read as
-    # the query: the one known exception, shared with the specification.
-    if "?" not in once.split("?", 1)[0] and "%3F" not in path.upper():
-        assert canonicalize(once) == once
+    # A "%3F" in the path stays escaped, so the canonical form is a fixed point.
+    assert canonicalize(once) == once
+
+
+anything = st.text(
+    alphabet=st.characters(codec=None, exclude_categories=())
+    | st.sampled_from(list("%/\\?#@:[].\udcff\ud800")),
+    max_size=60,
+)
+schemes = st.sampled_from(["http://", "https://", "", "HTTP://", "//", "http:\\\\", "ftp://", "javascript:"])
+
+
+@given(scheme=schemes, rest=anything)
+def test_canonicalization_raises_nothing_but_invalid_url(scheme: str, rest: str) -> None:
+    for canonical in (canonicalize_traced, canonicalize_partial):
+        try:
+            result = canonical(scheme + rest)
+        except InvalidURL:
+            continue
+        assert result.host
+        assert all(0x21 <= ord(c) < 0x7F for c in result.url), result.url  # escaped, one clean line
+
+
+@given(
+    scheme=st.sampled_from(["http://", "https://"]),
+    host=st.sampled_from(["leak.test", "a.b.c.leak.test", "10.1.2.3", "[2001:db8::1]", "b\u00fccher.test"]),
+    path=st.lists(url_chars, max_size=20).map("".join),
+)
+def test_every_expression_of_a_url_is_the_expression_of_an_entry_made_from_it(
+    scheme: str, host: str, path: str
+) -> None:
+    """The list side and the request side agree: list any expression of a URL, and the URL matches it."""
+    try:
+        found = expressions(scheme + host + "/" + path)
+    except InvalidURL:
+        return
+    for expression in found:
+        assert expression_for(expression) == expression
+        assert expression in expressions_of(canonicalize_traced("http://" + expression))
