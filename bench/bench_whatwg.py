@@ -61,7 +61,8 @@ def main() -> int:
     print(f"| all | {sum(total.values())} | {sum(agree.values())} |")
     print(f"\nrefused by the browser: {refused_by_browser}; linkwarn still reads a host in {decided_anyway}")
 
-    toascii = [c for c in json.loads((VECTORS / "wpt-toascii.json").read_text("utf-8")) if isinstance(c, dict)]
+    raw = json.loads((VECTORS / "wpt-toascii.json").read_text("utf-8"))
+    toascii = [c for c in raw if isinstance(c, dict)]
     same = parsed = 0
     for case in toascii:
         if case.get("output") is None:
