@@ -419,6 +419,18 @@ class Transaction:
         return self._db.total_changes
 
 
+def _create_private(path: Path) -> None:
+    """Create the store's directory (0700) and file (0600) if they are new: readable by their owner only.
+
+    SQLite makes its ``-wal`` and ``-shm`` files with the database file's mode.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 class Store:
     """The SQLite store. Use as ``async with Store(path) as store:``."""
 
@@ -447,7 +459,7 @@ class Store:
 
     async def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(_create_private, self.path)
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc

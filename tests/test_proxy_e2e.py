@@ -286,3 +286,15 @@ def test_mitmdump_refuses_a_bad_linkwarn_option(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert "linkwarn_proceed_ttl: invalid duration 'forever'" in result.stdout + result.stderr
+
+
+def test_secrets_the_ca_key_and_the_store_are_readable_by_their_owner_only(
+    running_proxy: RunningProxy,
+) -> None:
+    import stat
+
+    data = running_proxy.data_dir
+    for path in (data / "proceed.key", data / "api.token", data / "linkwarn.sqlite3", data / "mitmproxy"
+                 / "mitmproxy-ca.pem", data / "mitmproxy"):  # fmt: skip
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path.name} is {oct(mode)}"

@@ -288,3 +288,15 @@ async def test_a_store_another_process_keeps_writing_is_a_store_error(
         other.execute("ROLLBACK")
         other.close()
         assert (await store.import_entries("s", _entries("b.test/"))).added == 1
+
+
+async def test_a_new_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    import stat
+
+    data_dir = tmp_path / "new"
+    async with Store.in_dir(data_dir) as store:
+        await store.import_entries("a", [Entry.listing("a.test/", Action.BLOCK)])
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data_dir.iterdir()}
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert modes["linkwarn.sqlite3"] == 0o600
+    assert all(mode == 0o600 for name, mode in modes.items() if name.startswith("linkwarn.sqlite3")), modes
