@@ -27,7 +27,7 @@ import sys
 import time
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import astuple, dataclass, fields, replace
 from itertools import islice
 from operator import itemgetter, le
@@ -425,10 +425,8 @@ def _create_private(path: Path) -> None:
     SQLite makes its ``-wal`` and ``-shm`` files with the database file's mode.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 class Store:
