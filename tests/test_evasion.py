@@ -142,7 +142,7 @@ def wire_forms(url: str) -> list[tuple[str, str, str]]:
     it, and as a browser sends it (the WHATWG parser's form)."""
     forms = []
     parsed = None
-    has_scheme = re.match(r"\s*[a-zA-Z][a-zA-Z0-9+.-]*:", url) is not None
+    has_scheme = re.match(r"[\x00-\x20]*[a-zA-Z][a-zA-Z0-9+.-]*:", url) is not None
     for attempt in (url,) if has_scheme else ("http://" + url.lstrip("/"),):  # a bare host is http, as typed
         try:
             parsed = ada_url.URL(attempt)

@@ -103,7 +103,7 @@ def _parser_spellings() -> list[Case]:
         "http://mirror.test#frag",
         "http://mirror.test?q",
         "http://mirror.test/#/../../clean",
-        "\x00\x1bhttp://mirror.test/\x1f ",
+        "\x01\x1bhttp://mirror.test/\x1f ",
     ):
         cases.append(_case(url, "block", "parser leniency"))
     return cases
