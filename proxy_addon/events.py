@@ -46,6 +46,10 @@ class EventKind(StrEnum):
     AUDIT = "audit"  # an audit entry matched; the request went on
     REPORT = "report"  # a person reported a mistake
     REFUSED = "refused"  # a tunnel, WebSocket, code or pass refused
+    SHARE_WARNED = "share-warned"  # a post holding a warn link was held back (the link, where it went)
+    SHARE_BLOCKED = "share-blocked"  # a post holding a block link was held back
+    SHARE_SENT = "share-sent-anyway"  # a person sent a held post on anyway
+    SHARE_AUDIT = "share-audit"  # a post held an audit link, and went on
 
 
 def safe_text(value: str, limit: int = MAX_FIELD) -> str:
