@@ -1,8 +1,26 @@
 """The shared feed: a directory of static files that IT signs and every proxy checks.
 
-    manifest.json            {"signed": {...}, "signatures": [{"key": ..., "sig": ...}]}
+    manifest.json            signature lines, a blank line, then the signed JSON (below)
     snapshot-<v>.jsonl.gz    every entry of version v, one JSON object a line
     diff-<a>-<b>.jsonl.gz    what changed from version a to b
+
+The manifest (format 2) is checked before it is parsed, as TUF's client
+workflow asks: the file is at most `MAX_MANIFEST` bytes, and its signatures
+cover its raw payload bytes, so a proxy verifies them before any JSON parsing
+or decompression::
+
+    linkwarn-manifest 2
+    sig <key id> <base64 Ed25519 signature over the payload bytes>
+    <blank line>
+    {"format": 2, "feed_id": ..., "version": ..., "snapshot": {...}, "diffs": [...], ...}
+
+Each file the payload names carries its SHA-256, its size and its
+decompressed size (``unpacked``), so a download is bounded by the size the
+signed manifest states and its decompression by the size it unpacks to. A diff
+goes from a version to a later one, never past the manifest's own, so a chain
+of diffs cannot loop. (Format 1, a JSON document whose signature covered a
+re-serialization of its ``signed`` object, is read only by ``publish``, from
+the local directory, to carry an old feed on to format 2.)
 
 An entry line: ``k`` key (hex), ``a`` action, ``t`` added, and when set ``e``
 expression (not in a hashed feed), ``r`` reason, ``c`` category, ``i``
@@ -33,6 +51,7 @@ import os
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,11 +83,17 @@ __all__ = [
     "read_self_tests",
     "self_test_matches",
     "sign_manifest",
+    "split_manifest",
     "verify_manifest",
 ]
 
-FORMAT = 1
+FORMAT = 2
 MANIFEST = "manifest.json"
+MANIFEST_MAGIC = b"linkwarn-manifest 2"
+MAX_MANIFEST = 1 << 20  # bytes: a manifest names ten diffs and a few self-tests, a few KB
+MAX_SIGNATURES = 16  # checked at most: many bogus signatures must not cost minutes
+MAX_FILE = 4 << 30  # bytes a signed manifest may claim for one file, packed or unpacked
+MAX_SELF_TESTS = 1000
 MAX_DIFFS = 10
 DEFAULT_MIN_INTERVAL = 300
 KEY_PREFIX = "ed25519:"
@@ -141,6 +166,7 @@ class FileRef:
     name: str
     sha256: str
     size: int
+    unpacked: int | None = None  # decompressed bytes; None only in a format-1 manifest read by publish
 
     def check(self, data: bytes | Sequence[bytes]) -> None:
         """Raise FeedError unless *data* (whole, or in the chunks it arrived in) is this file, untouched."""
@@ -210,12 +236,16 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> Manifest:
+    def from_json(cls, data: Any, *, legacy: bool = False) -> Manifest:
+        """The manifest in *data*, checked for shape; *legacy* reads format 1 (publish only)."""
         try:
-            if data["format"] != FORMAT:
+            want = 1 if legacy else FORMAT
+            if data["format"] != want:
                 raise FeedError(
-                    f"feed format {data['format']!r} is not supported (this linkwarn reads {FORMAT})"
+                    f"feed format {data['format']!r} is not supported (this linkwarn reads {want})"
                 )
+            if len(data["self_tests"]) > MAX_SELF_TESTS or len(data["diffs"]) > MAX_DIFFS * 10:
+                raise ValueError("too many self-tests or diffs")
             tests = []
             for test in data["self_tests"]:
                 expect = {"match": True, "no-match": False}[test["expect"]]
@@ -223,32 +253,53 @@ class Manifest:
                     tests.append(SelfTest(expect, url=str(test["url"])))
                 else:
                     tests.append(SelfTest(expect, keys=tuple(bytes.fromhex(k) for k in test["keys"])))
-            return cls(
-                feed_id=str(data["feed_id"]),
+            manifest = cls(
+                feed_id=_str(data["feed_id"]),
                 version=_int(data["version"]),
                 generated_at=_int(data["generated_at"]),
                 expires_at=_int(data["expires_at"]),
                 min_interval=_int(data["min_interval"]),
                 hashed=bool(data["hashed"]),
-                snapshot=_ref(data["snapshot"]),
+                snapshot=_ref(data["snapshot"], legacy),
                 entries=_int(data["entries"]),
-                diffs=tuple((_int(d["from"]), _int(d["to"]), _ref(d)) for d in data["diffs"]),
+                diffs=tuple((_int(d["from"]), _int(d["to"]), _ref(d, legacy)) for d in data["diffs"]),
                 self_tests=tuple(tests),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FeedError(f"malformed manifest: {type(exc).__name__} {exc}") from None
+        manifest.check_diffs()
+        return manifest
+
+    def check_diffs(self) -> None:
+        """Raise FeedError unless every diff goes forward, to at most this version, one per start."""
+        starts = set()
+        for a, b, ref in self.diffs:
+            if not 1 <= a < b <= self.version:
+                raise FeedError(
+                    f"malformed manifest: diff {ref.name} goes from version {a} to {b}, "
+                    f"not forward to at most {self.version}"
+                )
+            if a in starts:
+                raise FeedError(f"malformed manifest: two diffs start at version {a}")
+            starts.add(a)
 
     def chain(self, have: int) -> list[FileRef] | None:
-        """The diffs that lead from version *have* to this one, or None when the chain is broken."""
+        """The diffs that lead from version *have* to this one, or None when there is no such chain.
+
+        Each step goes to a later version (`check_diffs`), so the walk ends
+        within as many steps as there are diffs: a chain cannot loop.
+        """
         steps = {a: (b, ref) for a, b, ref in self.diffs}
-        chain = []
+        chain: list[FileRef] = []
         at = have
-        while at != self.version:
-            if at not in steps:
+        for _ in range(len(self.diffs) + 1):
+            if at == self.version:
+                return chain
+            if at not in steps or steps[at][0] <= at:
                 return None
             at, ref = steps[at]
             chain.append(ref)
-        return chain
+        return None
 
 
 def _int(value: Any) -> int:
@@ -257,15 +308,38 @@ def _int(value: Any) -> int:
     return value
 
 
-def _ref(data: Any) -> FileRef:
-    name = str(data["name"])
-    if "/" in name or "\\" in name or name.startswith("."):
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _size(value: Any) -> int:
+    size = _int(value)
+    if not 0 <= size <= MAX_FILE:
+        raise ValueError(f"a file size of {size} bytes is out of range (0 to {MAX_FILE})")
+    return size
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _ref(data: Any, legacy: bool = False) -> FileRef:
+    name = _str(data["name"])
+    if not name or len(name) > 200 or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"file name {name!r} is not a plain name in the feed directory")
-    return FileRef(name, str(data["sha256"]), _int(data["size"]))
+    sha256 = _str(data["sha256"])
+    if len(sha256) != 64 or not _HEX.issuperset(sha256):
+        raise ValueError(f"the SHA-256 of {name!r} is not 64 hex digits")
+    unpacked = None if legacy else _size(data["unpacked"])
+    return FileRef(name, sha256, _size(data["size"]), unpacked)
 
 
 def _ref_json(ref: FileRef) -> dict[str, Any]:
-    return {"name": ref.name, "sha256": ref.sha256, "size": ref.size}
+    out: dict[str, Any] = {"name": ref.name, "sha256": ref.sha256, "size": ref.size}
+    if ref.unpacked is not None:
+        out["unpacked"] = ref.unpacked
+    return out
 
 
 def _canonical_json(data: Any) -> bytes:
@@ -273,32 +347,75 @@ def _canonical_json(data: Any) -> bytes:
 
 
 def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> bytes:
-    signed = manifest.to_json()
-    signature = key.sign(_canonical_json(signed))
-    document = {
-        "signed": signed,
-        "signatures": [{"key": key_id(key.public_key()), "sig": base64.b64encode(signature).decode()}],
-    }
-    return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
+    """The manifest file: its signature line over the exact payload bytes that follow it."""
+    payload = json.dumps(manifest.to_json(), indent=1, sort_keys=True, ensure_ascii=True).encode() + b"\n"
+    signature = base64.b64encode(key.sign(payload)).decode()
+    header = f"sig {key_id(key.public_key())} {signature}\n".encode()
+    return MANIFEST_MAGIC + b"\n" + header + b"\n" + payload
+
+
+def split_manifest(data: bytes) -> tuple[list[bytes], bytes]:
+    """The signatures and the payload of a manifest file, read without parsing any JSON."""
+    if len(data) > MAX_MANIFEST:
+        raise FeedError(f"malformed manifest: {len(data)} bytes, more than the {MAX_MANIFEST} allowed")
+    if data.lstrip().startswith(b"{"):
+        raise FeedError(
+            "malformed manifest: format 1 (a JSON document); this linkwarn reads format 2: "
+            "republish the feed with this linkwarn"
+        )
+    head, separator, payload = data.partition(b"\n\n")
+    lines = head.split(b"\n")
+    if not separator or lines[0].rstrip(b"\r") != MANIFEST_MAGIC:
+        raise FeedError("malformed manifest: not a signed linkwarn manifest (format 2)")
+    signatures = []
+    for line in lines[1 : 1 + MAX_SIGNATURES]:
+        word, _, rest = line.partition(b" ")
+        _, _, signature = rest.partition(b" ")
+        if word == b"sig" and signature:
+            signatures.append(signature.strip())
+    return signatures, payload
 
 
 def verify_manifest(data: bytes, keys: Sequence[Ed25519PublicKey]) -> Manifest:
-    """The manifest, if a pinned key signed it. Raises FeedError naming what is wrong."""
+    """The manifest, if a pinned key signed its raw bytes. Raises FeedError naming what is wrong.
+
+    Size and signatures are checked before a byte of JSON is parsed; only a
+    payload a pinned key signed is parsed, and then checked for shape.
+    """
+    signatures, payload = split_manifest(data)
+    for key in keys:
+        for signature in signatures:
+            try:
+                key.verify(base64.b64decode(signature, validate=True), payload)
+            except (InvalidSignature, binascii.Error, ValueError):
+                continue
+            return Manifest.from_json(_parse_payload(payload))
+    raise FeedError("bad signature: the manifest is not signed by a pinned key")
+
+
+def _parse_payload(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        kind = type(exc).__name__
+        raise FeedError(f"malformed manifest: the signed payload is not JSON ({kind})") from None
+
+
+def _read_local_manifest(data: bytes, key: Ed25519PublicKey) -> Manifest:
+    """A manifest publish wrote before, format 2 or format 1 (to carry an old feed on)."""
+    if not data.lstrip().startswith(b"{"):
+        return verify_manifest(data, [key])
     try:
         document = json.loads(data)
         signed = document["signed"]
         signatures = document["signatures"]
-    except (ValueError, KeyError, TypeError):
+        for signature in signatures:
+            with suppress(InvalidSignature, binascii.Error, KeyError, TypeError, ValueError):
+                key.verify(base64.b64decode(signature["sig"], validate=True), _canonical_json(signed))
+                return Manifest.from_json(signed, legacy=True)
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise FeedError("malformed manifest: not a signed linkwarn manifest") from None
-    payload = _canonical_json(signed)
-    for key in keys:
-        for signature in signatures if isinstance(signatures, list) else ():
-            try:
-                key.verify(base64.b64decode(signature["sig"], validate=True), payload)
-            except (InvalidSignature, binascii.Error, KeyError, TypeError, ValueError):
-                continue
-            return Manifest.from_json(signed)
-    raise FeedError("bad signature: the manifest is not signed by a pinned key")
+    raise FeedError("bad signature: the manifest is not signed by this key")
 
 
 # -- entry files --------------------------------------------------------------
@@ -344,60 +461,79 @@ _PIECE = 1 << 15  # compressed bytes per step: about 100 KB of lines to parse at
 Data = bytes | Iterable[bytes]  # a file whole, or in the chunks it arrives in
 
 
-def _text_pieces(data: Data, name: str) -> Iterator[bytes]:
+def _text_pieces(data: Data, name: str, unpacked: int | None = None) -> Iterator[bytes]:
     """The decompressed text of a gzip'd file, in pieces that end at a line end.
 
     Incremental on purpose: this runs off the event loop, and gzip.decompress
     ends with one join of the whole output, a memcpy of some 130 MB for a
     million entries that holds the GIL, and so stalls the proxy, for 50-80 ms.
+
+    Bounded: with *unpacked* (the decompressed size the signed manifest
+    states) never more than that many bytes are produced, one more is an
+    error, and so is fewer; a gzip bomb stops at the first byte too many.
     """
     decompressor = zlib.decompressobj(wbits=31)  # gzip header and trailer, checked
     pending = b""
+    total = 0
+    limit = MAX_FILE if unpacked is None else unpacked
     try:
         for chunk in [data] if isinstance(data, bytes) else data:
             view = memoryview(chunk)
             for start in range(0, len(chunk), _PIECE):
-                pending += decompressor.decompress(view[start : start + _PIECE])
-                cut = pending.rfind(b"\n")
-                if cut >= 0:
-                    yield pending[: cut + 1]
-                    pending = pending[cut + 1 :]
-        pending += decompressor.flush()
+                piece: bytes | memoryview = view[start : start + _PIECE]
+                while piece:
+                    out = decompressor.decompress(piece, max(_PIECE * 8, 1))
+                    piece = decompressor.unconsumed_tail
+                    total += len(out)
+                    if total > limit:
+                        raise FeedError(f"{name}: decompresses to more than the {limit} bytes stated")
+                    pending += out
+                    cut = pending.rfind(b"\n")
+                    if cut >= 0:
+                        yield pending[: cut + 1]
+                        pending = pending[cut + 1 :]
+                    if decompressor.eof:
+                        break
+        tail = decompressor.flush()
+        total += len(tail)
+        pending += tail
     except zlib.error as exc:
         raise FeedError(f"{name}: not a gzip file ({exc})") from None
     if not decompressor.eof:
         raise FeedError(f"{name}: the gzip data ends early (truncated)")
+    if total > limit or (unpacked is not None and total != unpacked):
+        raise FeedError(f"{name}: decompresses to {total} bytes, the manifest says {limit}")
     if pending.strip():
         yield pending
 
 
-def _item_chunks(data: Data, name: str) -> Iterator[list[dict[str, Any]]]:
+def _item_chunks(data: Data, name: str, unpacked: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """The JSON lines of a gzip'd entry file, about 100 KB of them at a time.
 
     Chunked on purpose too: one json.loads over a million lines would hold the
     GIL for most of a second.
     """
     line = 1
-    for piece in _text_pieces(data, name):
+    for piece in _text_pieces(data, name, unpacked):
         chunk = piece.strip()
         if chunk:
             try:
                 yield json.loads(b"[" + chunk.replace(b"\n", b",") + b"]")
-            except ValueError:
+            except (ValueError, RecursionError):
                 for number, text in enumerate(chunk.split(b"\n"), line):
                     try:
                         json.loads(text)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         raise FeedError(f"{name}:{number}: not a JSON line") from None
                 raise FeedError(f"{name}: not JSON lines") from None
         line += piece.count(b"\n")
 
 
-def _items(data: Data, name: str) -> list[dict[str, Any]]:
-    return [item for chunk in _item_chunks(data, name) for item in chunk]
+def _items(data: Data, name: str, unpacked: int | None = None) -> list[dict[str, Any]]:
+    return [item for chunk in _item_chunks(data, name, unpacked) for item in chunk]
 
 
-def iter_snapshot(data: Data, name: str) -> Iterator[EntryRow]:
+def iter_snapshot(data: Data, name: str, unpacked: int | None = None) -> Iterator[EntryRow]:
     """A snapshot's rows, streamed in key order (a snapshot out of order is malformed).
 
     Streaming lets a consumer in another thread parse, insert and free a chunk at
@@ -405,7 +541,7 @@ def iter_snapshot(data: Data, name: str) -> Iterator[EntryRow]:
     """
     previous = b""
     try:
-        for chunk in _item_chunks(data, name):
+        for chunk in _item_chunks(data, name, unpacked):
             for item in chunk:
                 row = _row(item)
                 if row[0] <= previous:
@@ -416,19 +552,22 @@ def iter_snapshot(data: Data, name: str) -> Iterator[EntryRow]:
         raise FeedError(f"{name}: malformed entry ({exc})") from None
 
 
-def decode_snapshot(data: bytes, name: str) -> list[EntryRow]:
+def decode_snapshot(data: bytes, name: str, unpacked: int | None = None) -> list[EntryRow]:
     """The entries of a snapshot file, as rows. Raises FeedError naming the file."""
-    return list(iter_snapshot(data, name))
+    return list(iter_snapshot(data, name, unpacked))
 
 
-def decode_diff(data: Data, name: str) -> tuple[list[EntryRow], list[bytes]]:
-    """A diff file: the rows to add or replace, and the keys to remove."""
+def decode_diff(data: Data, name: str, unpacked: int | None = None) -> tuple[list[EntryRow], list[bytes]]:
+    """A diff file: the rows to add or replace, and the keys to remove (at most *unpacked* bytes of text)."""
     upserts: list[EntryRow] = []
     removals: list[bytes] = []
     try:
-        for item in _items(data, name):
+        for item in _items(data, name, unpacked):
             if item.get("op") == "del":
-                removals.append(bytes.fromhex(item["k"]))
+                key = bytes.fromhex(item["k"])
+                if len(key) != 32:
+                    raise ValueError(f"bad key {item['k']!r}")
+                removals.append(key)
             else:
                 upserts.append(_row(item))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -443,9 +582,14 @@ def _keep_added(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, An
     return new
 
 
-def _gzip_lines(items: Iterable[dict[str, Any]]) -> bytes:
-    text = "".join(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n" for item in items)
-    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
+def _gzip_lines(items: Iterable[dict[str, Any]]) -> tuple[bytes, int]:
+    """The gzip'd JSON lines, and how many bytes they unpack to."""
+    text = "".join(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n" for item in items).encode()
+    return gzip.compress(text, compresslevel=6, mtime=0), len(text)
+
+
+def _file_ref(name: str, data: bytes, unpacked: int) -> FileRef:
+    return FileRef(name, hashlib.sha256(data).hexdigest(), len(data), unpacked)
 
 
 # -- publishing -----------------------------------------------------------------
@@ -540,11 +684,11 @@ def publish(
     previous_rows: list[EntryRow] = []
     manifest_path = out_dir / MANIFEST
     if manifest_path.exists():
-        previous = verify_manifest(manifest_path.read_bytes(), [key.public_key()])
+        previous = _read_local_manifest(manifest_path.read_bytes(), key.public_key())
         snapshot_path = out_dir / previous.snapshot.name
         data = snapshot_path.read_bytes()
         previous.snapshot.check(data)
-        previous_rows = decode_snapshot(data, previous.snapshot.name)
+        previous_rows = decode_snapshot(data, previous.snapshot.name, previous.snapshot.unpacked)
         if feed_id is not None and feed_id != previous.feed_id:
             raise FeedError(f"{out_dir} holds feed {previous.feed_id}, not {feed_id}")
     current = {e.key: e for e in entries}
@@ -575,8 +719,9 @@ def publish(
         and previous.hashed == hashed
         and previous.self_tests == tests
     )
-    if previous is not None and unchanged:
+    if previous is not None and unchanged and previous.snapshot.unpacked is not None:
         # Same version, re-signed with a later expiry: proxies refresh, nothing to download.
+        # (A format-1 manifest is republished as a new version: its files lack their unpacked sizes.)
         manifest = Manifest(
             previous.feed_id, previous.version, now, now + expires_in, min_interval, hashed,
             previous.snapshot, previous.entries, previous.diffs, tests,
@@ -585,10 +730,8 @@ def publish(
         return PublishResult(manifest.version, False, manifest.entries, 0, 0, manifest)
 
     version = previous.version + 1 if previous is not None else 1
-    snapshot_data = _gzip_lines(new_lines[k] for k in sorted(new_lines))
-    snapshot = FileRef(
-        f"snapshot-{version}.jsonl.gz", hashlib.sha256(snapshot_data).hexdigest(), len(snapshot_data)
-    )
+    snapshot_data, snapshot_size = _gzip_lines(new_lines[k] for k in sorted(new_lines))
+    snapshot = _file_ref(f"snapshot-{version}.jsonl.gz", snapshot_data, snapshot_size)
     _write_atomically(out_dir / snapshot.name, snapshot_data)
     diffs: list[tuple[int, int, FileRef]] = []
     added = removed = 0
@@ -596,14 +739,11 @@ def publish(
         changed = [new_lines[k] for k in sorted(new_lines) if old_lines.get(k) != new_lines[k]]
         gone = [{"op": "del", "k": k.hex()} for k in sorted(old_lines) if k not in new_lines]
         added, removed = len(changed), len(gone)
-        diff_data = _gzip_lines([*changed, *gone])
-        diff = FileRef(
-            f"diff-{previous.version}-{version}.jsonl.gz",
-            hashlib.sha256(diff_data).hexdigest(),
-            len(diff_data),
-        )
+        diff_data, diff_size = _gzip_lines([*changed, *gone])
+        diff = _file_ref(f"diff-{previous.version}-{version}.jsonl.gz", diff_data, diff_size)
         _write_atomically(out_dir / diff.name, diff_data)
-        diffs = [(previous.version, version, diff), *previous.diffs][:MAX_DIFFS]
+        kept = [d for d in previous.diffs if d[2].unpacked is not None]  # format 1's are dropped
+        diffs = [(previous.version, version, diff), *kept][:MAX_DIFFS]
     else:
         added = len(new_lines)
     manifest = Manifest(

@@ -8,9 +8,13 @@ else. The child checks and writes the rows, in key order, to a plain table in a
 new SQLite file (`rows.stage_rows`); `Store.apply_feed` then copies them into the store with one
 ``INSERT ... SELECT``, which SQLite runs without holding the GIL.
 
-The child is ``python -m blocklists.staging NAME OUT``, the snapshot on its
-standard input; it exits 2 with the problem on standard error for a malformed
-snapshot.
+The child runs isolated, ``python -I`` (no ``PYTHONPATH``, no user site, not
+the working directory on ``sys.path``): it imports the very ``blocklists``
+package the proxy runs, from the directory the proxy loaded it from, and
+nothing a working directory could hold. Its arguments are that directory, the
+snapshot's NAME, the staging file OUT and the number of bytes the snapshot
+unpacks to (``-`` when unknown); the snapshot comes on its standard input. It
+exits 2 with the problem on standard error for a malformed snapshot.
 """
 
 from __future__ import annotations
@@ -31,10 +35,17 @@ from .rows import stage_rows
 __all__ = ["staged_snapshot"]
 
 _STALE_SECONDS = 3600  # a staging lives seconds; older files are a killed sync's leftovers
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)  # the directory holding this blocklists
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from blocklists.staging import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
 
 
 @asynccontextmanager
-async def staged_snapshot(chunks: Sequence[bytes], name: str, directory: Path) -> AsyncIterator[Path]:
+async def staged_snapshot(
+    chunks: Sequence[bytes], name: str, directory: Path, unpacked: int | None = None
+) -> AsyncIterator[Path]:
     """The snapshot *chunks* decoded by a child process into a staging file in *directory*.
 
     Raises FeedError naming the problem with a malformed snapshot. The file is
@@ -42,16 +53,22 @@ async def staged_snapshot(chunks: Sequence[bytes], name: str, directory: Path) -
     """
     out = _new_file(directory)
     try:
-        await _run_child(chunks, name, out)
+        await _run_child(chunks, name, out, unpacked)
         yield out
     finally:
         # Off the loop: unlinking a file of 100+ MB frees its blocks there and then (~20 ms).
         await asyncio.to_thread(_remove, out)
 
 
-async def _run_child(chunks: Sequence[bytes], name: str, out: Path) -> None:
+def child_command(name: str, out: Path, unpacked: int | None) -> list[str]:
+    """The isolated child's command line."""
+    size = "-" if unpacked is None else str(unpacked)
+    return [sys.executable, "-I", "-c", _CHILD, _PACKAGE_ROOT, name, str(out), size]
+
+
+async def _run_child(chunks: Sequence[bytes], name: str, out: Path, unpacked: int | None) -> None:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "blocklists.staging", name, str(out),
+        *child_command(name, out, unpacked),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert child.stdin is not None
@@ -95,13 +112,14 @@ def _remove(path: Path) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m blocklists.staging NAME OUT < snapshot", file=sys.stderr)
+    if len(argv) != 3 or not (argv[2] == "-" or argv[2].isdecimal()):
+        print("usage: python -I -m blocklists.staging NAME OUT UNPACKED|- < snapshot", file=sys.stderr)
         return 1
-    name, out = argv
+    name, out, size = argv
+    unpacked = None if size == "-" else int(size)
     chunks = iter(partial(sys.stdin.buffer.read, 1 << 16), b"")
     try:
-        stage_rows(iter_snapshot(chunks, name), Path(out))
+        stage_rows(iter_snapshot(chunks, name, unpacked), Path(out))
     except FeedError as exc:
         print(exc, file=sys.stderr)
         return 2

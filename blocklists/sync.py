@@ -1,17 +1,30 @@
 """Keep the store in step with signed feeds, and never be harmed by a bad one.
 
 One `FeedSyncer` per subscribed feed. A sync asks for the manifest with
-``If-None-Match``; checks its signature against the pinned keys, its feed id,
+``If-None-Match``; reads at most `feed.MAX_MANIFEST` raw bytes of it (never
+decoded by the HTTP client: ``Accept-Encoding: identity``, and a
+``Content-Encoding`` the server adds anyway is not undone, so a compression
+bomb is just a manifest too long or badly signed); checks its signature on
+those bytes against the pinned keys before any JSON is parsed, then its feed id,
 that its version does not go back, and its expiry; downloads the chain of
 diffs from the applied version (or else the snapshot, which a child process
-decodes: see `staging`) and checks every SHA-256; applies it in ONE
+decodes: see `staging`), each read to at most the size the signed manifest
+states and decompressed to at most the size it says it unpacks to, and checks
+every SHA-256; applies it in ONE
 transaction in which the feed's self-tests run on the result before it is
 committed; and only then asks for a new index. Any
 failure leaves the last good list in place and is recorded as the feed's last
 error. A list past its expiry is still applied, and reported as stale.
 
-`FeedSyncer.run` polls with jitter, never sooner than the manifest's minimum
-interval, and backs off exponentially on errors, up to a day.
+Every download has a deadline for the whole file, `DOWNLOAD_DEADLINE` (60 s)
+by default: a server that trickles bytes fails the sync within it, however
+often a byte arrives. Every failure, whatever its kind, is recorded as the
+feed's last error (so ``linkwarn status`` never calls a feed fresh after a
+failed sync) and the loop goes on.
+
+`FeedSyncer.run` polls with jitter, never sooner than `MIN_POLL` (30 s) nor
+the manifest's minimum interval (itself honoured up to a day), and backs off
+exponentially on errors, up to a day.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import contextlib
 import importlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -29,8 +43,10 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .entry import EntryRow
+from .errors import LinkwarnError
 from .feed import (
     MANIFEST,
+    MAX_MANIFEST,
     FeedError,
     FileRef,
     Manifest,
@@ -54,8 +70,11 @@ with contextlib.suppress(ImportError):
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLL = 300.0
+MIN_POLL = 30.0  # never poll more often, whatever the option or the feed says
 FIRST_BACKOFF = 30.0
 MAX_BACKOFF = 24 * 3600.0
+DOWNLOAD_DEADLINE = 60.0  # seconds for one whole file, however slowly its bytes arrive
+_IDENTITY = {"accept-encoding": "identity"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +146,14 @@ class FeedSyncer:
         client: httpx.AsyncClient,
         on_change: Callable[[Sequence[bytes] | None], Awaitable[object]] | None = None,
         poll_interval: float = DEFAULT_POLL,
+        deadline: float = DOWNLOAD_DEADLINE,
     ) -> None:
         self.store = store
         self.subscription = subscription
         self.client = client
         self.on_change = on_change
-        self.poll_interval = poll_interval
+        self.poll_interval = max(poll_interval, MIN_POLL)
+        self.deadline = deadline
         self._added: list[bytes] = []
 
     async def sync_once(self, progress: Progress | None = None) -> SyncOutcome:
@@ -142,9 +163,14 @@ class FeedSyncer:
         state = await self.store.feed_state(url) or FeedState(url)
         try:
             outcome, state = await self._sync(state, now, progress)
-        except (FeedError, httpx.HTTPError, OSError) as exc:
+        except Exception as exc:  # every failure is recorded: the last good list stays, status says so
             error = _describe(exc)
-            await self.store.save_feed_state(replace(state, last_attempt=now, last_error=error))
+            if not isinstance(exc, FeedError | httpx.HTTPError | OSError):
+                logger.exception("linkwarn: feed %s: unexpected error during sync", url)
+            try:
+                await self.store.save_feed_state(replace(state, last_attempt=now, last_error=error))
+            except (LinkwarnError, OSError, sqlite3.Error):
+                logger.exception("linkwarn: feed %s: recording the failed sync failed too", url)
             logger.warning(
                 "linkwarn: feed %s: sync failed, keeping version %s: %s", url, state.version, error
             )
@@ -164,18 +190,15 @@ class FeedSyncer:
     ) -> tuple[SyncOutcome, FeedState]:
         sub = self.subscription
         headers = {"if-none-match": state.etag} if state.etag and state.version is not None else {}
-        response = await self.client.get(sub.manifest_url, headers=headers)
+        status, etag, body = await self._fetch_manifest(headers)
         attempt = replace(state, last_attempt=now)
-        if response.status_code == 304:
+        if status == 304:
             done = replace(attempt, last_success=now, last_error=None)
             await self.store.save_feed_state(done)
             return self._outcome("unchanged", done, now), done
-        if response.status_code != 200:
-            raise FeedError(f"{MANIFEST}: HTTP {response.status_code}")
-        manifest = verify_manifest(response.content, sub.keys)
+        manifest = verify_manifest(body, sub.keys)
         if state.feed_id is not None and manifest.feed_id != state.feed_id:
             raise FeedError(f"feed id {manifest.feed_id} is not the feed {state.feed_id} this proxy follows")
-        etag = response.headers.get("etag")
         fresh = replace(
             attempt,
             feed_id=manifest.feed_id,
@@ -205,7 +228,7 @@ class FeedSyncer:
                 logger.info("linkwarn: feed %s: diffs unusable (%s); fetching the snapshot", sub.url, exc)
         data = await self._download(manifest.snapshot, progress)
         async with staged_snapshot(
-            data, manifest.snapshot.name, self.store.path.parent / "staging"
+            data, manifest.snapshot.name, self.store.path.parent / "staging", manifest.snapshot.unpacked
         ) as staged:
             count = await self.store.apply_feed(
                 sub.source,
@@ -222,7 +245,7 @@ class FeedSyncer:
         merged: dict[bytes, EntryRow | None] = {}
         for ref in chain:
             data = await self._download(ref, progress)
-            upserts, removals = await asyncio.to_thread(decode_diff, data, ref.name)
+            upserts, removals = await asyncio.to_thread(decode_diff, data, ref.name, ref.unpacked)
             for row in upserts:
                 merged[row[0]] = row
             for key in removals:
@@ -254,22 +277,58 @@ class FeedSyncer:
 
         return check
 
+    async def _fetch_manifest(self, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+        """The manifest's status, ETag and raw bytes (at most MAX_MANIFEST), within the deadline."""
+        url = self.subscription.manifest_url
+        chunks = await self._get(url, MANIFEST, MAX_MANIFEST, {**headers, **_IDENTITY}, None)
+        status, etag, data = chunks
+        if status not in (200, 304):
+            raise FeedError(f"{MANIFEST}: HTTP {status}")
+        return status, etag, b"".join(data)
+
+    async def _get(
+        self,
+        url: str,
+        name: str,
+        limit: int,
+        headers: dict[str, str],
+        advance: Callable[[int], None] | None,
+    ) -> tuple[int, str | None, list[bytes]]:
+        """GET *url*: its status, ETag and raw body in chunks, refused past *limit* bytes or the deadline."""
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            async with asyncio.timeout(self.deadline):
+                async with self.client.stream("GET", url, headers=headers) as response:
+                    if response.status_code != 200:
+                        return response.status_code, response.headers.get("etag"), []
+                    length = response.headers.get("content-length", "")
+                    if length.isdecimal() and int(length) > limit:
+                        raise FeedError(f"{name}: the server sends {length} bytes, more than {limit}")
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        if received > limit:
+                            raise FeedError(f"{name}: more than the {limit} bytes allowed")
+                        chunks.append(chunk)
+                        if advance:
+                            advance(len(chunk))
+                    return 200, response.headers.get("etag"), chunks
+        except TimeoutError:
+            raise FeedError(
+                f"{name}: not received within {self.deadline:g} s ({received} bytes arrived): "
+                "the server is too slow or trickling"
+            ) from None
+
     async def _download(self, ref: FileRef, progress: Progress | None) -> list[bytes]:
-        """The file in the chunks it arrived in: never joined, so no 40 MB copy on the loop."""
+        """The file in the chunks it arrived in: never joined, so no 40 MB copy on the loop.
+
+        Raw bytes, at most the size the manifest states: they are what its SHA-256 covers.
+        """
         url = self.subscription.file_url(ref.name)
         advance = progress(ref.name, ref.size) if progress else None
-        chunks = []
-        received = 0
-        async with self.client.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise FeedError(f"{ref.name}: HTTP {response.status_code}")
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                received += len(chunk)
-                if advance:
-                    advance(len(chunk))
-                if received > ref.size:
-                    break  # more than the manifest promised: check() reports it
+        status, _, chunks = await self._get(url, ref.name, ref.size, dict(_IDENTITY), advance)
+        if status != 200:
+            raise FeedError(f"{ref.name}: HTTP {status}")
         await asyncio.to_thread(ref.check, chunks)  # hashing 40 MB would stall the loop
         return chunks
 
@@ -299,11 +358,12 @@ class FeedSyncer:
 
 
 def next_delay(failures: int, poll_interval: float, min_interval: float, jitter: float) -> float:
-    """Seconds until the next sync: the poll interval (never under the feed's minimum)
-    after a success; after errors, 30 s doubling with each one, up to a day."""
+    """Seconds until the next sync: the poll interval (never under `MIN_POLL` nor the feed's
+    minimum, which counts up to a day) after a success; after errors, 30 s doubling with each
+    one, up to a day."""
     if failures:
-        return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 1))) * jitter
-    return max(poll_interval, min_interval) * jitter
+        return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** min(failures - 1, 32))) * jitter
+    return max(poll_interval, min(min_interval, MAX_BACKOFF), MIN_POLL) * jitter
 
 
 def _describe(exc: BaseException) -> str:
@@ -311,4 +371,6 @@ def _describe(exc: BaseException) -> str:
         return f"timed out: {type(exc).__name__}"
     if isinstance(exc, httpx.HTTPError):
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if not isinstance(exc, FeedError | OSError):
+        return f"unexpected error: {type(exc).__name__}: {exc}"[:1000]
     return str(exc) or type(exc).__name__

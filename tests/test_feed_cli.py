@@ -201,7 +201,7 @@ def test_status_shows_a_running_proxy(tmp_path: Path) -> None:
 def test_publish_carries_require_reason_and_refuses_a_source_read_in_the_wrong_format(
     tmp_path: Path, keys: Path
 ) -> None:
-    from blocklists.feed import MANIFEST, Manifest, decode_snapshot
+    from blocklists.feed import MANIFEST, Manifest, decode_snapshot, split_manifest
 
     source = tmp_path / "it.csv"
     source.write_text(
@@ -210,7 +210,7 @@ def test_publish_carries_require_reason_and_refuses_a_source_read_in_the_wrong_f
     feed = tmp_path / "feed"
     args = ("--key", str(keys / "feed.key"), "--out", str(feed))
     assert linkwarn("feed", "publish", str(source), *args)[0] == 0
-    manifest = Manifest.from_json(json.loads((feed / MANIFEST).read_text())["signed"])
+    manifest = Manifest.from_json(json.loads(split_manifest((feed / MANIFEST).read_bytes())[1]))
     rows = decode_snapshot((feed / manifest.snapshot.name).read_bytes(), manifest.snapshot.name)
     assert sorted((row[1], row[-1]) for row in rows) == [("plain.test/", False), ("strict.test/", True)]
     page = tmp_path / "list.txt"

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists import Action, Checker, Entry, Store, key_of
-from blocklists.feed import MANIFEST, FileRef, Manifest, SelfTest, sign_manifest
+from blocklists.feed import MANIFEST, FileRef, Manifest, SelfTest, sign_manifest, verify_manifest
 from blocklists.sync import FeedSubscription, FeedSyncer
 
 from .support.feeds import FeedHost, entries, publish_version
@@ -141,10 +141,11 @@ async def test_a_snapshot_and_diffs_arrive_whole(
 def _resign_with_snapshot(host: FeedHost, key: Ed25519PrivateKey, lines: list[bytes]) -> None:
     """A publisher whose tooling broke: a validly signed manifest, its snapshot made of *lines*."""
     path = host.directory / MANIFEST
-    manifest = Manifest.from_json(json.loads(path.read_text())["signed"])
-    data = gzip.compress(b"\n".join(lines) + b"\n")
+    manifest = verify_manifest(path.read_bytes(), [key.public_key()])
+    text = b"\n".join(lines) + b"\n"
+    data = gzip.compress(text)
     (host.directory / manifest.snapshot.name).write_bytes(data)
-    snapshot = FileRef(manifest.snapshot.name, hashlib.sha256(data).hexdigest(), len(data))
+    snapshot = FileRef(manifest.snapshot.name, hashlib.sha256(data).hexdigest(), len(data), len(text))
     path.write_bytes(sign_manifest(dataclasses.replace(manifest, snapshot=snapshot, diffs=()), key))
 
 
@@ -235,9 +236,10 @@ async def _refused(proxy: Proxy, message: str, version: int = 1, listed: set[str
 
 async def test_a_tampered_manifest_is_refused(proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey) -> None:
     await _applied_then_republished(proxy, host, key)
-    document = json.loads((host.directory / MANIFEST).read_text())
-    document["signed"]["expires_at"] += 10**6  # a longer life, without the key
-    (host.directory / MANIFEST).write_text(json.dumps(document))
+    path = host.directory / MANIFEST
+    manifest = verify_manifest(path.read_bytes(), [key.public_key()])
+    old, new = f'"expires_at": {manifest.expires_at}', f'"expires_at": {manifest.expires_at + 10**6}'
+    path.write_bytes(path.read_bytes().replace(old.encode(), new.encode()))  # a longer life, without the key
     await _refused(proxy, "bad signature")
 
 
@@ -319,7 +321,7 @@ async def test_a_failing_self_test_is_refused(proxy: Proxy, host: FeedHost, key:
     await _applied_then_republished(proxy, host, key)
     # A publisher whose tooling broke: the manifest promises what the list does not hold.
     path = host.directory / MANIFEST
-    manifest = Manifest.from_json(json.loads(path.read_text())["signed"])
+    manifest = verify_manifest(path.read_bytes(), [key.public_key()])
     broken = Manifest(**{**{f: getattr(manifest, f) for f in manifest.__slots__},  # type: ignore[attr-defined]
                          "self_tests": (SelfTest(True, url="https://must-match.test/"),)})  # fmt: skip
     path.write_bytes(sign_manifest(broken, key))
@@ -394,7 +396,7 @@ async def test_a_snapshot_from_before_require_reason_still_applies(
     lines = sorted([_line("old.test/"), _line("strict.test/", q=True)])  # no "q": false, as before
     _resign_with_snapshot(host, key, lines)
     manifest_path = host.directory / MANIFEST
-    manifest = Manifest.from_json(json.loads(manifest_path.read_text())["signed"])
+    manifest = verify_manifest(manifest_path.read_bytes(), [key.public_key()])
     manifest_path.write_bytes(sign_manifest(dataclasses.replace(manifest, entries=2, version=3), key))
     outcome = await proxy.syncer.sync_once()
     assert (outcome.result, outcome.error) == ("snapshot", None)
