@@ -45,10 +45,11 @@ from proxy_addon.answers import (
 from proxy_addon.events import EventKind
 from proxy_addon.interstitial import render_message, texts_for
 from proxy_addon.names import host_name, next_hops, request_urls
-from proxy_addon.origin import CODE_PARAM, OwnOrigin
+from proxy_addon.origin import CODE_PARAM, SHARE_CODE_PARAM, OwnOrigin
 from proxy_addon.policy import BEHAVIOUR, Answer, RequestKind, answer, may_proceed
 from proxy_addon.runtime import ListsUnavailable, Runtime
 from proxy_addon.settings import add_options, parse_settings
+from proxy_addon.share import ShareGuard
 from proxy_addon.tokens import Purpose, Token, TokenError, mint, verify
 from proxy_addon.tunnels import guard
 
@@ -59,7 +60,9 @@ logger = logging.getLogger(__name__)
 MITMPROXY_OPTIONS = frozenset({"confdir", "ignore_hosts", "allow_hosts"})  # read into the settings too
 PASS_COOKIE = "linkwarn_pass"  # noqa: S105 - a cookie name, not a secret
 _SEVERITY = {Answer.FORWARD: 0, Answer.AUDIT: 1, Answer.PAGE: 2, Answer.REFUSE: 2}
-_CODE_IN_QUERY = re.compile(rf"([?&]){re.escape(CODE_PARAM)}=([^&]*)")
+_CODES_IN_QUERY = {
+    name: re.compile(rf"([?&]){re.escape(name)}=([^&]*)") for name in (CODE_PARAM, SHARE_CODE_PARAM)
+}
 
 
 def request_kind(request: http.Request) -> RequestKind:
@@ -87,9 +90,9 @@ def take_passes(request: http.Request) -> list[str]:
     return values
 
 
-def strip_code(path: str) -> tuple[str, str | None]:
-    """*path* without the one-time proceed code, and the code (None when there is none)."""
-    match = _CODE_IN_QUERY.search(path)
+def strip_code(path: str, param: str = CODE_PARAM) -> tuple[str, str | None]:
+    """*path* without a one-time code parameter, and the code (None when there is none)."""
+    match = _CODES_IN_QUERY[param].search(path)
     if match is None:
         return path, None
     rest = path[match.end() :]
@@ -132,6 +135,7 @@ class Linkwarn:
     def __init__(self, runtime: Runtime | None = None) -> None:
         self.runtime = runtime if runtime is not None else Runtime()
         self.origin = OwnOrigin(self.runtime)
+        self.share = ShareGuard(self.runtime)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -171,6 +175,8 @@ class Linkwarn:
         passes = take_passes(request)
         if CODE_PARAM in request.path:
             return self._with_code(flow, passes)
+        if SHARE_CODE_PARAM in request.path:
+            return self._with_share_code(flow, passes)
         if not self.runtime.ready.is_set():
             return self._when_ready(flow, passes)
         return self._check(flow, passes)
@@ -181,6 +187,12 @@ class Linkwarn:
         decision = flow.metadata.get(METADATA_KEY)
         if isinstance(decision, Decision) and decision.own_origin:
             return self.origin.answer(flow)
+        held = self.share.resend.pop(flow.id, None)
+        if held is not None:
+            flow.request.raw_content = held  # Send anyway: the post as it was held, byte for byte
+            return None
+        if self.share.eligible(flow):
+            return self.share.check(flow, navigation=request_kind(flow.request) is RequestKind.NAVIGATION)
         return None
 
     def next_layer(self, nextlayer: layer.NextLayer) -> Coroutine[Any, Any, None] | None:
@@ -388,6 +400,39 @@ class Linkwarn:
         pending = self._check(flow, passes)
         if pending is not None:
             await pending
+
+    async def _with_share_code(self, flow: http.HTTPFlow, passes: list[str]) -> None:
+        """*Send anyway* coming back: put the held post in place of the request, once; else refuse."""
+        request = flow.request
+        path, code = strip_code(request.path, SHARE_CODE_PARAM)
+        now = time.time()
+        try:
+            token = verify(
+                self.runtime.secret, code or "", purpose=Purpose.SHARE_CODE, client=client_of(flow), now=now
+            )
+            post = self.runtime.held_posts.take(token.nonce, now)
+            problem = None if post is not None else "no post is held for it (sent already, or expired)"
+        except TokenError as exc:
+            post, problem = None, str(exc)
+        request.path = path
+        if post is None:
+            logger.info("linkwarn: a send-anyway code was refused: %s", problem)
+            if self.runtime.events is not None:
+                self.runtime.events.record(Event(at=now, kind=EventKind.REFUSED, client=client_of(flow),
+                                                 detail=f"send-anyway code refused: {problem}"))  # fmt: skip
+            respond(flow, http.Response.make(403, f"linkwarn: not sent: {problem}\n",
+                                             {"content-type": "text/plain; charset=utf-8"}))  # fmt: skip
+            return
+        request.method = post.method
+        request.headers = http.Headers(list(post.headers))
+        self.share.resend[flow.id] = post.content
+        for link in post.links:
+            self.share.record(flow, EventKind.SHARE_SENT, link, post.target)
+        pending = self._check(flow, passes)  # its own address is still checked
+        if pending is not None:
+            await pending
+        if flow.response is not None:
+            self.share.resend.pop(flow.id, None)
 
     def _code_problem(self, flow: http.HTTPFlow, code: str, entry: Entry) -> str | None:
         now = time.time()

@@ -29,11 +29,14 @@ __all__ = [
     "CONTENT_SECURITY_POLICY",
     "LANGUAGES",
     "CaPage",
+    "SharePage",
+    "SharedLink",
     "Texts",
     "WarningPage",
     "policy_for_proceed",
     "render_ca_page",
     "render_message",
+    "render_share_warning",
     "render_warning",
     "texts_for",
 ]
@@ -320,6 +323,58 @@ def render_message(
         f"{t('go_back')}</a></div>"
     )
     return _document(t(title_key), body, kind, t, org)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedLink:
+    canonical: str
+    entry_label: str  # "" for a hashed entry
+    action: str
+    reason: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SharePage:
+    """The share warning: a post held back for the listed links it carries. All of it is escaped."""
+
+    target: str  # where the post was going
+    action: str  # the strictest: "block" or "warn"
+    links: tuple[SharedLink, ...]
+    send_token: str | None = None  # None: no way to send it
+    back_url: str | None = None
+    organisation: Organisation = field(default_factory=Organisation)
+
+
+def render_share_warning(page: SharePage, t: Texts) -> str:
+    blocked = page.action == "block"
+    title = t("share_block_title") if blocked else t("share_warn_title")
+    items = "".join(
+        f"<li><code>{escape(link.canonical)}</code>"
+        + (f" ({escape(link.reason)})" if link.reason else "")
+        + f"<br><small>{t('fact_listed_as')} "
+        + (f"<code>{escape(link.entry_label)}</code>" if link.entry_label else t("hashed_entry"))
+        + (f", {t('fact_list')}: {escape(link.source)}" if link.source else "")
+        + "</small></li>"
+        for link in page.links
+    )
+    actions = [
+        f'<a id="back" class="button primary" href="{escape(_safe_link(page.back_url))}">{t("go_back")}</a>'
+    ]
+    if page.send_token is not None and not blocked:
+        actions.append(
+            '<form method="post" action="/share/send">'
+            f'<input type="hidden" name="token" value="{escape(page.send_token)}">'
+            f'<button type="submit" id="send-anyway">{t("share_send")}</button></form>'
+        )
+    body = (
+        f"<h1>{title}</h1><p class=lead>{t('share_lead')}</p>"
+        f"<dl><dt>{t('share_target')}</dt><dd><code>{escape(page.target)}</code></dd>"
+        f'<dt>{t("share_links")}</dt><dd><ul id="links">{items}</ul></dd></dl>'
+        f"<p>{t('share_kept')}</p>{_organisation(page.organisation, t)}"
+        f'<div class="actions">{"".join(actions)}</div>'
+    )
+    return _document(title, body, page.action, t, page.organisation)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ own ``Origin`` and, where the browser sends it, ``Sec-Fetch-Site: same-origin``)
     POST /proceed         Proceed: a person's click, not sooner than MIN_DWELL after the page opened;
                           answered with a redirect carrying a one-time code to the listed URL
     POST /report          Report a mistake: its own token, never a pass; limited per client
+    GET  /share?t=...     the share warning for a post held back for its links (`proxy_addon.share`)
+    POST /share/send      Send anyway: a 307 back to the post's URL with a one-time code
 
 The code is consumed by the addon on the listed origin (`proxy_addon.interceptor`),
 which answers with an ``HttpOnly`` pass cookie and strips both before anything
@@ -47,11 +49,14 @@ from proxy_addon.interstitial import (
     MAX_COMMENT,
     MAX_REASON,
     CaPage,
+    SharedLink,
+    SharePage,
     Texts,
     WarningPage,
     policy_for_proceed,
     render_ca_page,
     render_message,
+    render_share_warning,
     render_warning,
     texts_for,
 )
@@ -65,6 +70,7 @@ __all__ = ["CODE_PARAM", "CODE_SECONDS", "MIN_DWELL", "OwnOrigin", "add_code", "
 logger = logging.getLogger(__name__)
 
 CODE_PARAM = "linkwarn-proceed-code"
+SHARE_CODE_PARAM = "linkwarn-share-code"
 TICKET_SECONDS = 15 * 60  # how long a warning page (and its Proceed form) stays usable
 REPORT_SECONDS = 24 * 3600
 CODE_SECONDS = 60
@@ -138,6 +144,8 @@ class OwnOrigin:
             ("GET", "/warning"): self._warning,
             ("POST", "/proceed"): self._proceed,
             ("POST", "/report"): self._report,
+            ("GET", "/share"): self._share_page,
+            ("POST", "/share/send"): self._share_send,
             ("GET", "/proxy.pac"): self._pac,
         }
         method = "GET" if request.method == "HEAD" else request.method
@@ -406,6 +414,75 @@ class OwnOrigin:
             return
         self._record(flow, EventKind.REPORT, verdict, detail=form.get("comment", "")[:MAX_COMMENT])
         flow.response = self._message(t, 200, "report_thanks_title", "report_thanks")
+
+    # -- the share warning: a post held back for its links -------------------------------
+
+    async def _share_page(self, flow: http.HTTPFlow, t: Texts) -> None:
+        request = flow.request
+        dest = request.headers.get("sec-fetch-dest")
+        if (dest is not None and dest != "document") or "origin" in request.headers:
+            self._refuse(flow, t, "refused_cross_site")
+            return
+        settings = self.runtime.require_settings()
+        client, now = client_of(flow), time.time()
+        try:
+            ticket = verify(
+                self.runtime.secret,
+                request.query.get("t", ""),
+                purpose=Purpose.SHARE_TICKET,
+                client=client,
+                now=now,
+            )
+        except TokenError:
+            flow.response = self._message(t, 400, "expired_title", "share_expired")
+            return
+        post = self.runtime.held_posts.get(ticket.nonce, now)
+        if post is None or post.client != client:
+            flow.response = self._message(t, 410, "expired_title", "share_expired")
+            return
+        send = None
+        if post.action == "warn" and settings.proceed:
+            send = mint(
+                self.runtime.secret,
+                Token(Purpose.SHARE_SEND, client, b"\0" * 32, int(post.expires_at), issued_ms=int(now * 1000),
+                      nonce=ticket.nonce),
+            )  # fmt: skip
+        page = SharePage(
+            target=post.target,
+            action=post.action,
+            links=tuple(
+                SharedLink(link.canonical, link.entry, link.action, link.reason, link.source)
+                for link in post.links
+            ),
+            send_token=send,
+            back_url=request.headers.get("referer"),
+            organisation=settings.organisation,
+        )
+        policy = CONTENT_SECURITY_POLICY if send is None else policy_for_proceed(post.url)
+        flow.response = page_response(200, render_share_warning(page, t), content_security_policy=policy)
+
+    async def _share_send(self, flow: http.HTTPFlow, t: Texts) -> None:
+        """Send anyway: back to the post's own URL with a one-time code the proxy consumes."""
+        form = self._same_origin_form(flow, t)
+        token = None if form is None else self._token(flow, t, form, Purpose.SHARE_SEND)
+        if form is None or token is None:
+            return
+        now = time.time()
+        if now * 1000 - token.issued_ms < MIN_DWELL * 1000:
+            self._record_refusal(flow, "Send anyway pressed sooner than a person could have read the page")
+            self._refuse(flow, t, "refused_too_fast")
+            return
+        post = self.runtime.held_posts.get(token.nonce, now)
+        if post is None or post.client != client_of(flow) or post.action != "warn":
+            flow.response = self._message(t, 410, "expired_title", "share_expired")
+            return
+        code = Token(Purpose.SHARE_CODE, post.client, b"\0" * 32, int(now) + CODE_SECONDS, nonce=token.nonce)
+        separator = "&" if "?" in post.url else "?"
+        # 307: the browser sends a POST again, to the post's own origin, which the proxy fills with the
+        # held request, byte for byte.
+        flow.response = redirect_response(
+            f"{post.url}{separator}{SHARE_CODE_PARAM}={mint(self.runtime.secret, code)}", status=307
+        )
 
     # -- events --------------------------------------------------------------------------
 

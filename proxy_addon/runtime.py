@@ -31,6 +31,7 @@ from blocklists.checker import Prefiltered
 from blocklists.lists import Defaults, ListFormat, parse_list
 from blocklists.sync import FeedSyncer
 from proxy_addon.events import EventLog
+from proxy_addon.held import HeldPosts
 from proxy_addon.limits import RateLimiter
 from proxy_addon.metrics import Metrics
 from proxy_addon.settings import SECRET_ENV, Settings
@@ -64,6 +65,7 @@ class Runtime:
         self.index_ready = asyncio.Event()  # set once the first index is built
         self.started_at = time.time()
         self.report_limits = RateLimiter(10, 3600)
+        self.held_posts = HeldPosts()  # posts held back for their links (`proxy_addon.share`)
         self.metrics = Metrics()  # counted on the request path, read by the metrics listener
         # Hosts with path entries that mitmproxy is told not to intercept: their tunnels are closed.
         self.uncheckable_hosts: frozenset[str] = frozenset()

@@ -139,6 +139,16 @@ OPTIONS: tuple[Option, ...] = (
            "Host patterns (intranet.example, *.corp.example) the PAC file sends DIRECT, bypassing the "
            "proxy: linkwarn never sees, and never checks, a request to them.",
            shown_default="none"),
+    Option("linkwarn_share", bool, True,
+           "Warn before a post passes a listed link on: text bodies of POST, PUT and PATCH requests are "
+           "scanned for links, and one holding a block or warn link is held back.",
+           flag="--no-share"),
+    Option("linkwarn_share_max_body", str, "1m",
+           "The largest request body scanned for links (1m, 256k); larger ones pass unscanned.",
+           flag="--share-max-body", metavar="SIZE"),
+    Option("linkwarn_share_sites", Sequence[str], [],
+           "Scan posts only to these sites (host names; a name covers its subdomains). Default: every site.",
+           flag="--share-site", metavar="HOST", shown_default="every site"),
 )  # fmt: skip
 
 
@@ -160,6 +170,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                 action="store_false" if option.default else "store_true",
                 help=option.help,
             )
+        elif option.type == Sequence[str]:
+            parser.add_argument(
+                option.flag, dest=option.name, action="append", default=None, metavar=option.metavar,
+                help=option.help + " (repeatable)",
+            )  # fmt: skip
         else:
             parser.add_argument(
                 option.flag,
@@ -174,7 +189,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_updates(args: argparse.Namespace) -> dict[str, Any]:
     """The option values a parsed ``linkwarn run`` command line sets."""
-    return {option.name: getattr(args, option.name) for option in OPTIONS if option.flag is not None}
+    updates = {option.name: getattr(args, option.name) for option in OPTIONS if option.flag is not None}
+    return {name: [] if value is None else value for name, value in updates.items()}
 
 
 def _default_text(option: Option) -> str:
@@ -264,6 +280,19 @@ class Settings:
     events_syslog: SyslogTarget | None = None
     pac_proxy: Listen | None = None
     pac_direct: tuple[str, ...] = ()
+    share: bool = True
+    share_max_body: int = 1024 * 1024
+    share_sites: tuple[str, ...] = ()
+
+    def scans_posts_to(self, host: str) -> bool:
+        """Whether posts to *host* are scanned for links (`share_sites`, empty: every site)."""
+        if not self.share:
+            return False
+        host = host.lower().rstrip(".")
+        return not self.share_sites or any(
+            host == site or host.endswith("." + site) for site in self.share_sites
+        )
+
     ca_cert: Path | None = None
     ignore_hosts: tuple[str, ...] = ()  # mitmproxy's own options, read for what they mean to the lists
     allow_hosts: tuple[str, ...] = ()
@@ -283,6 +312,24 @@ def _duration(options: Any, name: str) -> int:
         return parse_duration(getattr(options, name))
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+def _size(options: Any, name: str) -> int:
+    value = str(getattr(options, name)).strip().lower()
+    match = re.fullmatch(r"(\d+)([kmg]?)b?", value)
+    if match is None:
+        raise ValueError(f"{name} must be a size such as 256k or 1m, not {value!r}")
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2)]
+
+
+def _sites(values: Sequence[str]) -> tuple[str, ...]:
+    sites = []
+    for value in values:
+        site = value.strip().lower().rstrip(".").removeprefix("*.")
+        if not _HOST_NAME.match(site):
+            raise ValueError(f"linkwarn_share_sites: {value!r} is not a host name")
+        sites.append(site)
+    return tuple(sites)
 
 
 def _text(options: Any, name: str) -> str:
@@ -370,6 +417,9 @@ def parse_settings(options: Any) -> Settings:
         events_syslog=syslog,
         pac_proxy=pac_proxy,
         pac_direct=pac_direct,
+        share=options.linkwarn_share,
+        share_max_body=_size(options, "linkwarn_share_max_body"),
+        share_sites=_sites(options.linkwarn_share_sites),
         ca_cert=Path(confdir).expanduser() / "mitmproxy-ca-cert.pem" if confdir else None,
         ignore_hosts=tuple(getattr(options, "ignore_hosts", ()) or ()),
         allow_hosts=tuple(getattr(options, "allow_hosts", ()) or ()),

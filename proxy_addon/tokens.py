@@ -12,6 +12,7 @@ a fleet behind a load balancer honours what any member minted.
     CODE    one-time, short-lived: carries the pass to the listed origin in a redirect
     PASS    the HttpOnly cookie on the listed origin, until the proceed time ends
     REPORT  the page's "report a mistake" form
+    SHARE_TICKET, SHARE_SEND, SHARE_CODE   the same three steps for a post held back for its links
 
 Secrets live in the data directory, created readable by their owner only; an
 empty, short or malformed secret file is replaced with a new one (and logged).
@@ -56,6 +57,9 @@ class Purpose(StrEnum):
     CODE = "code"
     PASS = "pass"  # noqa: S105 - a token purpose, not a password
     REPORT = "report"
+    SHARE_TICKET = "share-ticket"  # the share warning page for a held post
+    SHARE_SEND = "share-send"  # the page's "Send anyway" form
+    SHARE_CODE = "share-code"  # one-time: carries "Send anyway" back to the post's own origin
 
 
 class TokenError(ValueError):

@@ -41,6 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append((host, self.path, self.headers.get("cookie")))
         length = int(self.headers.get("content-length", "0") or "0")
         received = self.rfile.read(length) if length else b""
+        self.server.bodies.append((self.path, received))
         body = f"received {len(received)} bytes".encode()
         self.send_response(200)
         self.send_header("content-type", "text/plain")
@@ -78,6 +79,7 @@ class Upstream:
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         seen: list[tuple[str, str, str | None]]
+        bodies: list[tuple[str, bytes]]
 
     server: Server
     port: int
@@ -87,6 +89,7 @@ class Upstream:
     def start(cls, tls_dir: Path | None = None) -> Upstream:
         server = cls.Server(("127.0.0.1", 0), _Handler)
         server.seen = []
+        server.bodies = []
         if tls_dir is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*_self_signed(tls_dir))

@@ -1,0 +1,178 @@
+"""The share warning: a post that would pass a listed link on is held back.
+
+`ShareGuard.check` runs in the ``request`` hook, once a body is in, for POST,
+PUT and PATCH requests of a text type up to ``linkwarn_share_max_body`` to the
+sites ``linkwarn_share_sites`` names (every site by default). It finds the
+links in the body (`blocklists.links`) and decides each with the same matcher
+as a request; ``allow`` wins as it does for requests, ``audit`` links are
+logged and pass. When a ``block`` or ``warn`` link is among them the request
+is never forwarded:
+
+- a top-level form submission is redirected to the share warning on linkwarn's
+  own origin, which names the links and their entries; for ``warn`` it offers
+  *Send anyway*, with the same one-click, one-time rules as Proceed: its answer
+  is a 307 back to the post's URL carrying a one-time code, and the proxy,
+  consuming the code, puts the held request back in place of what the browser
+  re-sends, method, headers and body byte for byte, once;
+- an XHR or fetch gets a 403 whose ``X-Linkwarn`` header names the share
+  verdict (``share-warn`` or ``share-block``), for the extension to show.
+
+Held posts live in this proxy's memory (`HeldPosts`: bounded in count, bytes
+and time), so *Send anyway* must reach the proxy that held the post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from mitmproxy import http
+
+from blocklists import Action, InvalidURL, Verdict
+from blocklists.links import find_links, is_text_type
+from blocklists.store import Event
+from proxy_addon.answers import METADATA_KEY, Decision, client_of, header_safe, redirect_response
+from proxy_addon.events import EventKind
+from proxy_addon.held import HeldPost, ListedLink
+from proxy_addon.names import request_urls
+from proxy_addon.origin import SHARE_CODE_PARAM
+from proxy_addon.runtime import ListsUnavailable, Runtime
+from proxy_addon.tokens import Purpose, Token, mint
+
+__all__ = ["SHARE_CODE_PARAM", "ShareGuard"]
+
+logger = logging.getLogger(__name__)
+
+HOLD_SECONDS = 15 * 60
+MAX_LINKS_SHOWN = 20
+THREAD_THRESHOLD = 64 * 1024  # bodies larger than this are searched off the event loop
+SCANNED_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _listed(url: str, verdict: Verdict) -> ListedLink:
+    entry = verdict.entry
+    assert entry is not None
+    return ListedLink(url, verdict.canonical.url, str(entry.action), entry.expression or "", entry.reason,
+                      entry.source, entry.key)  # fmt: skip
+
+
+class ShareGuard:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.resend: dict[str, bytes] = {}  # flow id -> the held body to send in place of the browser's
+
+    def eligible(self, flow: http.HTTPFlow) -> bool:
+        """Whether this request's body is scanned: a text post to a scanned site, within the size limit."""
+        settings = self.runtime.settings
+        request = flow.request
+        if settings is None or request.method not in SCANNED_METHODS or request.stream:
+            return False
+        if not is_text_type(request.headers.get("content-type", "text/plain")):
+            return False
+        body = request.raw_content
+        if not body or len(body) > settings.share_max_body:
+            return False
+        return settings.scans_posts_to(request.pretty_host)
+
+    async def check(self, flow: http.HTTPFlow, navigation: bool) -> None:
+        """Hold back a post that carries a block or warn link; log the audit ones."""
+        request = flow.request
+        body = request.raw_content or b""
+        content_type = request.headers.get("content-type", "text/plain")
+        if request.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+            try:
+                body = request.content or b""
+            except ValueError:
+                return  # an encoding that cannot be read: passes untouched
+        if len(body) > THREAD_THRESHOLD:
+            links = await asyncio.to_thread(find_links, body, content_type)
+        else:
+            links = find_links(body, content_type)
+        listed, audited = await self._decide(links)
+        target = request_urls(flow)[0].split("?", 1)[0]
+        for link in audited:
+            self.record(flow, EventKind.SHARE_AUDIT, link, target)
+        if not listed:
+            return
+        action = "block" if any(link.action == "block" for link in listed) else "warn"
+        for link in listed[:MAX_LINKS_SHOWN]:
+            kind = EventKind.SHARE_BLOCKED if link.action == "block" else EventKind.SHARE_WARNED
+            self.record(flow, kind, link, target)
+        first = listed[0]
+        logger.info(
+            "linkwarn: held back a post to %s carrying %s",
+            request.pretty_host,
+            first.entry or "a hashed entry",
+        )
+        flow.metadata[METADATA_KEY] = Decision(answered=True, action=f"share-{action}", entry=first.entry)
+        header = f"share-{action}; entry={first.entry or 'sha256'}; links={len(listed)}"
+        if not navigation:
+            flow.response = http.Response.make(
+                403,
+                f"linkwarn: this post was not sent: it carries a listed link ({first.canonical})\n",
+                {"content-type": "text/plain; charset=utf-8", "x-linkwarn": header_safe(header),
+                 "cache-control": "no-store", "x-content-type-options": "nosniff"},
+            )  # fmt: skip
+            return
+        now = time.time()
+        post = HeldPost(
+            client=client_of(flow),
+            method=request.method,
+            url=request_urls(flow)[0],
+            headers=tuple(request.headers.fields),
+            content=request.raw_content or b"",
+            links=tuple(listed),
+            action=action,
+            expires_at=now + HOLD_SECONDS,
+        )
+        nonce = self.runtime.held_posts.hold(post, now)
+        settings = self.runtime.require_settings()
+        ticket = Token(
+            Purpose.SHARE_TICKET,
+            post.client,
+            b"\0" * 32,
+            int(post.expires_at),
+            issued_ms=int(now * 1000),
+            nonce=nonce,
+        )
+        location = f"https://{settings.own_host}/share?t={mint(self.runtime.secret, ticket)}"
+        flow.response = redirect_response(location, x_linkwarn=header)
+
+    async def _decide(self, links: list[str]) -> tuple[list[ListedLink], list[ListedLink]]:
+        """The block/warn links and the audit ones: for each entry, the first link found (the most decoded)."""
+        listed: list[ListedLink] = []
+        audited: list[ListedLink] = []
+        seen: set[bytes] = set()
+        for url in links:
+            try:
+                found = self.runtime.prefilter(url)
+                verdict = None if found is None else await self.runtime.confirm(url, found)
+            except (InvalidURL, ListsUnavailable):
+                continue
+            if verdict is None or verdict.entry is None or verdict.entry.key in seen:
+                continue
+            seen.add(verdict.entry.key)
+            if verdict.entry.action in (Action.BLOCK, Action.WARN):
+                listed.append(_listed(url, verdict))
+            elif verdict.entry.action is Action.AUDIT:
+                audited.append(_listed(url, verdict))
+        return listed, audited
+
+    def record(self, flow: http.HTTPFlow, kind: EventKind, link: ListedLink, target: str) -> None:
+        """The link and where it was posted; never the rest of the body."""
+        if self.runtime.events is None:
+            return
+        self.runtime.events.record(
+            Event(
+                at=time.time(),
+                kind=kind,
+                client=client_of(flow),
+                action=link.action,
+                entry_key=link.key,
+                expression=link.entry or None,
+                source=link.source,
+                url=link.canonical,
+                detail=f"posted to {target}",
+            )
+        )

@@ -1,0 +1,179 @@
+"""The share warning: posts that would pass a listed link on are held back, through the addon's hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from mitmproxy import http
+
+from blocklists import Action, Entry
+
+from .support.hooks import NAVIGATE, OWN, Proxy, form_value, proxy_with, run_hook
+
+ENTRIES = [
+    Entry.listing("leak.test/", Action.WARN, reason="Leaked mail", source="corp"),
+    Entry.listing("mirror.test/", Action.BLOCK, reason="Unreleased films", source="corp"),
+    Entry.listing("press.leak.test/", Action.ALLOW, source="corp"),
+    Entry.listing("watch.test/", Action.AUDIT, source="corp"),
+]
+FORM = {"content-type": "application/x-www-form-urlencoded", **NAVIGATE}
+XHR = {"content-type": "application/json", "sec-fetch-dest": "empty", "sec-fetch-mode": "cors"}
+
+
+@pytest.fixture
+async def proxy(tmp_path: Path) -> AsyncIterator[Proxy]:
+    async with proxy_with(tmp_path, ENTRIES) as opened:
+        yield opened
+
+
+def post_body(text: str) -> bytes:
+    return urlencode({"status": text, "csrf": "t0k3n"}).encode()
+
+
+async def test_an_unlisted_post_passes_untouched(proxy: Proxy) -> None:
+    body = post_body("lunch at https://canteen.example/menu?day=mon")
+    flow = await proxy.request("https://social.example/post", method="POST", headers=FORM, body=body)
+    assert flow.response is None
+    assert flow.request.raw_content == body
+    assert await proxy.kinds() == []
+
+
+async def test_a_form_post_with_a_warn_link_is_held_and_sent_anyway_byte_for_byte(proxy: Proxy) -> None:
+    body = post_body("have you seen https://www.leak.test/inbox?id=4")
+    headers = {**FORM, "cookie": "session=abc", "x-csrf": "1"}
+    flow = await proxy.request(
+        "https://social.example/post?draft=0", method="POST", headers=headers, body=body
+    )
+    assert flow.response is not None
+    assert flow.response.status_code == 303
+    location = flow.response.headers["location"]
+    assert location.startswith(f"https://{OWN}/share?t=")
+    assert flow.response.headers["x-linkwarn"].startswith("share-warn; entry=leak.test/")
+    page = await proxy.request(location, headers=NAVIGATE)
+    text = page.response.get_text() if page.response else ""
+    assert "This post carries a link to leaked material" in (text or "")
+    assert "https://www.leak.test/inbox?id=4" in (text or "")
+    assert "social.example/post" in (text or "")
+    token = form_value(page, "/share/send")
+    too_soon = await proxy.post_form("/share/send", {"token": token})
+    assert too_soon.response is not None
+    assert too_soon.response.status_code == 403
+    await asyncio.sleep(1.05)
+    send = await proxy.post_form("/share/send", {"token": token})
+    assert send.response is not None
+    assert send.response.status_code == 307
+    back = send.response.headers["location"]
+    assert back.startswith("https://social.example/post?draft=0&linkwarn-share-code=")
+    # The browser sends a POST again (its own body: the little form); the proxy puts the held one back.
+    resent = {"content-type": "application/x-www-form-urlencoded", "origin": f"https://{OWN}"}
+    again = proxy.flow(back, method="POST", headers=resent, body=b"token=x")
+    await proxy.send(again)
+    assert again.response is None
+    assert again.request.path == "/post?draft=0"
+    assert again.request.raw_content == body
+    assert again.request.headers["cookie"] == "session=abc"
+    assert again.request.headers["x-csrf"] == "1"
+    assert "origin" not in again.request.headers
+    kinds = [k for k, _ in await proxy.kinds()]
+    assert kinds.count("share-warned") == 1
+    assert kinds.count("share-sent-anyway") == 1
+    # Once: the code and the held post are spent.
+    replay = proxy.flow(back, method="POST", headers={"content-type": "text/plain"}, body=b"x")
+    await proxy.send(replay)
+    assert replay.response is not None
+    assert replay.response.status_code == 403
+
+
+async def test_events_name_the_link_and_where_it_went_never_the_rest(proxy: Proxy) -> None:
+    body = post_body("secret salary list and http://mirror.test/film")
+    await proxy.request("https://social.example/post", method="POST", headers=FORM, body=body)
+    (event,) = [e for e in await proxy.events() if e.kind == "share-blocked"]
+    assert event.url == "http://mirror.test/film"
+    assert event.detail == "posted to https://social.example/post"
+    assert "salary" not in json.dumps(event.to_json())
+
+
+async def test_a_block_link_has_no_send_anyway(proxy: Proxy) -> None:
+    flow = await proxy.request(
+        "https://social.example/post", method="POST", headers=FORM, body=post_body("http://mirror.test/film")
+    )
+    assert flow.response is not None
+    page = await proxy.request(flow.response.headers["location"], headers=NAVIGATE)
+    assert "This post was not sent" in (page.response.get_text() or "")  # type: ignore[union-attr]
+    assert "/share/send" not in (page.response.get_text() or "")  # type: ignore[union-attr]
+
+
+async def test_an_xhr_post_gets_a_403_naming_the_share_verdict(proxy: Proxy) -> None:
+    body = json.dumps({"message": "look https://leak.test/inbox"}).encode()
+    flow = await proxy.request("https://chat.example/api/send", method="POST", headers=XHR, body=body)
+    assert flow.response is not None
+    assert flow.response.status_code == 403
+    assert flow.response.headers["x-linkwarn"] == "share-warn; entry=leak.test/; links=1"
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [
+        ("see https://press.leak.test/story", False),  # allow wins, as for requests
+        ("see https://watch.test/x", False),  # audit: logged, passes
+        ("see https://press.leak.test/story and https://leak.test/x", True),
+    ],
+)
+async def test_allow_and_audit_links(proxy: Proxy, text: str, held: bool) -> None:
+    flow = await proxy.request("https://social.example/post", method="POST", headers=XHR,
+                               body=json.dumps({"t": text}).encode())  # fmt: skip
+    assert (flow.response is not None) is held
+    if "watch.test" in text:
+        assert ("share-audit", "watch.test/") in await proxy.kinds()
+
+
+async def test_binary_oversized_and_off_pass_untouched(tmp_path: Path) -> None:
+    listed = post_body("http://mirror.test/film")
+    async with proxy_with(tmp_path / "a", ENTRIES, linkwarn_share_max_body="32") as proxy:
+        flow = await proxy.request("https://social.example/p", method="POST", headers=FORM, body=listed)
+        assert flow.response is None  # over the limit
+        png = {"content-type": "image/png"}
+        binary = await proxy.request("https://social.example/p", method="POST", headers=png, body=listed)
+        assert binary.response is None
+    async with proxy_with(tmp_path / "b", ENTRIES, linkwarn_share=False) as proxy:
+        flow = await proxy.request("https://social.example/p", method="POST", headers=FORM, body=listed)
+        assert flow.response is None
+    async with proxy_with(tmp_path / "c", ENTRIES, linkwarn_share_sites=["social.example"]) as proxy:
+        scanned = await proxy.request("https://m.social.example/p", method="POST", headers=FORM, body=listed)
+        assert scanned.response is not None
+        other = await proxy.request("https://other.example/p", method="POST", headers=FORM, body=listed)
+        assert other.response is None
+
+
+async def test_a_held_post_belongs_to_its_client(proxy: Proxy) -> None:
+    flow = await proxy.request(
+        "https://social.example/post", method="POST", headers=FORM, body=post_body("https://leak.test/a")
+    )
+    assert flow.response is not None
+    page = await proxy.request(flow.response.headers["location"], headers=NAVIGATE, client="10.0.0.9")
+    assert page.response is not None
+    assert page.response.status_code == 400
+
+
+async def test_a_junk_share_code_is_refused_and_nothing_is_sent(proxy: Proxy) -> None:
+    flow = proxy.flow("https://social.example/post?linkwarn-share-code=junk", method="POST",
+                      headers={"content-type": "text/plain"}, body=b"x")  # fmt: skip
+    await proxy.send(flow)
+    assert flow.response is not None
+    assert flow.response.status_code == 403
+    assert ("refused", None) in await proxy.kinds()
+
+
+async def test_a_held_post_never_reaches_the_response_hook_as_a_redirect_to_check(proxy: Proxy) -> None:
+    flow = await proxy.request(
+        "https://social.example/post", method="POST", headers=FORM, body=post_body("https://leak.test/a")
+    )
+    await run_hook(proxy.addon.response(flow))
+    assert flow.response is not None
+    assert flow.response.headers["location"].startswith(f"https://{OWN}/share?t=")
+    assert isinstance(flow.response, http.Response)
