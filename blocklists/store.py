@@ -405,6 +405,14 @@ class Transaction:
             ],
         )  # fmt: skip
 
+    async def delete_events_before(self, at: float, limit: int) -> int:
+        """Delete up to *limit* of the events older than *at*, oldest first; returns how many."""
+        cursor = await self._db.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)",
+            (at, limit),
+        )
+        return cursor.rowcount
+
     async def save_feed_state(self, state: FeedState) -> None:
         values = astuple(state)
         await self._db.execute(
@@ -624,6 +632,18 @@ class Store:
 
     async def count(self) -> int:
         return int(await _one(self._read(), "SELECT count(*) FROM entries") or 0)
+
+    async def event_summary(self) -> tuple[int, float | None]:
+        """How many events are stored, and when the oldest was."""
+        async with self._read().execute("SELECT count(*), min(at) FROM events") as cursor:
+            row = await cursor.fetchone()
+        return (0, None) if row is None else (int(row[0]), row[1])
+
+    async def release_memory(self) -> None:
+        """Hand back what SQLite caches beyond what it needs now (``PRAGMA shrink_memory``)."""
+        for db in (self._reader, self._writer):
+            if db is not None and not (db is self._writer and self._write_lock.locked()):
+                await db.execute("PRAGMA shrink_memory")
 
     async def entries(self, source: str | None = None, limit: int | None = None) -> list[Entry]:
         query = _ENTRY_QUERY
