@@ -140,7 +140,7 @@ class ShareGuard:
         flow.response = redirect_response(location, x_linkwarn=header)
 
     async def _decide(self, links: list[str]) -> tuple[list[ListedLink], list[ListedLink]]:
-        """The block/warn links and the audit ones: for each entry, the first link found (the most decoded)."""
+        """The block/warn links and the audit ones: per entry, the first link found (the most decoded)."""
         listed: list[ListedLink] = []
         audited: list[ListedLink] = []
         seen: set[bytes] = set()
