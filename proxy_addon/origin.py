@@ -13,7 +13,7 @@ own ``Origin`` and, where the browser sends it, ``Sec-Fetch-Site: same-origin``)
                           answered with a redirect carrying a one-time code to the listed URL
     POST /report          Report a mistake: its own token, never a pass; limited per client
     GET  /share?t=...     the share warning for a post held back for its links (`proxy_addon.share`)
-    POST /share/send      Send anyway: a 307 back to the post's URL with a one-time code
+    POST /share/send      Send anyway: a redirect back to the post's URL with a one-time code
 
 The code is consumed by the addon on the listed origin (`proxy_addon.interceptor`),
 which answers with an ``HttpOnly`` pass cookie and strips both before anything
@@ -478,10 +478,11 @@ class OwnOrigin:
             return
         code = Token(Purpose.SHARE_CODE, post.client, b"\0" * 32, int(now) + CODE_SECONDS, nonce=token.nonce)
         separator = "&" if "?" in post.url else "?"
-        # 307: the browser sends a POST again, to the post's own origin, which the proxy fills with the
-        # held request, byte for byte.
+        # The browser follows with a GET to the post's own URL (303: no form is re-submitted, so no
+        # browser asks whether to send a form to a plain-HTTP site); the proxy puts the held request,
+        # method, headers and body, in its place, byte for byte.
         flow.response = redirect_response(
-            f"{post.url}{separator}{SHARE_CODE_PARAM}={mint(self.runtime.secret, code)}", status=307
+            f"{post.url}{separator}{SHARE_CODE_PARAM}={mint(self.runtime.secret, code)}"
         )
 
     # -- events --------------------------------------------------------------------------

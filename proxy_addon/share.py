@@ -11,9 +11,9 @@ is never forwarded:
 - a top-level form submission is redirected to the share warning on linkwarn's
   own origin, which names the links and their entries; for ``warn`` it offers
   *Send anyway*, with the same one-click, one-time rules as Proceed: its answer
-  is a 307 back to the post's URL carrying a one-time code, and the proxy,
-  consuming the code, puts the held request back in place of what the browser
-  re-sends, method, headers and body byte for byte, once;
+  is a redirect back to the post's URL carrying a one-time code, and the proxy,
+  consuming the code, puts the held request in place of the browser's, method,
+  headers and body byte for byte, once;
 - an XHR or fetch gets a 403 whose ``X-Linkwarn`` header names the share
   verdict (``share-warn`` or ``share-block``), for the extension to show.
 

@@ -336,3 +336,29 @@ def test_a_pass_ends_at_its_expiry_and_a_reason_can_be_required(
     finally:
         browser.close()
         proxy.stop()
+
+
+def test_a_post_carrying_a_listed_link_is_held_and_send_anyway_delivers_it(
+    context: BrowserContext, upstreams: tuple[Upstream, Upstream], tmp_path: Path
+) -> None:
+    page = context.new_page()
+    page.goto("http://social.example/compose")
+    page.evaluate(
+        """() => { document.body.innerHTML = '<form method="post" action="/post">'
+            + '<textarea name="status">Have you seen http://leak.example/inbox?id=3</textarea>'
+            + '<input name="csrf" value="k"><button id="go">Post</button></form>'; }"""
+    )
+    before = len(upstreams[0].server.bodies)
+    with page.expect_navigation():
+        page.click("#go")
+    assert page.url.startswith(f"https://{OWN}/share?t=")
+    assert page.title() == "This post carries a link to leaked material"
+    assert page.get_by_text("http://leak.example/inbox?id=3").is_visible()
+    page.screenshot(path=str(shots(tmp_path) / "share-warning.png"), full_page=True)
+    assert len(upstreams[0].server.bodies) == before  # held back: nothing went up
+    page.wait_for_timeout(1100)
+    with page.expect_navigation():
+        page.click("#send-anyway")
+    expected = b"status=Have+you+seen+http%3A%2F%2Fleak.example%2Finbox%3Fid%3D3&csrf=k"
+    assert upstreams[0].server.bodies[before:] == [("/post", expected)]  # as the browser first sent it
+    assert page.inner_text("body") == f"received {len(expected)} bytes"

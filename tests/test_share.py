@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from mitmproxy import http
 
 from blocklists import Action, Entry
 
 from .support.hooks import NAVIGATE, OWN, Proxy, form_value, proxy_with, run_hook
+from .support.servers import RunningProxy, Upstream
 
 ENTRIES = [
     Entry.listing("leak.test/", Action.WARN, reason="Leaked mail", source="corp"),
@@ -66,15 +70,15 @@ async def test_a_form_post_with_a_warn_link_is_held_and_sent_anyway_byte_for_byt
     await asyncio.sleep(1.05)
     send = await proxy.post_form("/share/send", {"token": token})
     assert send.response is not None
-    assert send.response.status_code == 307
+    assert send.response.status_code == 303
     back = send.response.headers["location"]
     assert back.startswith("https://social.example/post?draft=0&linkwarn-share-code=")
-    # The browser sends a POST again (its own body: the little form); the proxy puts the held one back.
-    resent = {"content-type": "application/x-www-form-urlencoded", "origin": f"https://{OWN}"}
-    again = proxy.flow(back, method="POST", headers=resent, body=b"token=x")
+    # The browser follows with a GET; the proxy puts the held POST in its place.
+    again = proxy.flow(back, headers={**NAVIGATE, "sec-fetch-site": "cross-site"})
     await proxy.send(again)
     assert again.response is None
     assert again.request.path == "/post?draft=0"
+    assert again.request.method == "POST"
     assert again.request.raw_content == body
     assert again.request.headers["cookie"] == "session=abc"
     assert again.request.headers["x-csrf"] == "1"
@@ -177,3 +181,40 @@ async def test_a_held_post_never_reaches_the_response_hook_as_a_redirect_to_chec
     assert flow.response is not None
     assert flow.response.headers["location"].startswith(f"https://{OWN}/share?t=")
     assert isinstance(flow.response, http.Response)
+
+
+# -- through a running linkwarn run ---------------------------------------------------------
+
+
+def test_through_linkwarn_run_a_held_post_never_arrives_and_send_anyway_delivers_it(
+    running_proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    plain = upstreams[0]
+    body = urlencode({"status": "leaked mail: http://leak.example/inbox?id=9", "token": "abc"}).encode()
+    before = len(plain.server.bodies)
+    with httpx.Client(proxy=running_proxy.url, verify=str(running_proxy.ca_file), timeout=20) as client:
+        held = client.post("http://social.example/post", content=body, headers=FORM)
+        assert held.status_code == 303
+        assert len(plain.server.bodies) == before  # not a byte went up
+        xhr = client.post(
+            "http://chat.example/api", content=body, headers={**XHR, "content-type": FORM["content-type"]}
+        )
+        assert xhr.status_code == 403
+        assert xhr.headers["x-linkwarn"].startswith("share-warn; entry=leak.example/")
+        page = client.get(held.headers["location"], headers=NAVIGATE)
+        token = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert token is not None
+        time.sleep(1.05)
+        send = client.post(f"https://{OWN}/share/send", data={"token": token.group(1)},
+                           headers={"origin": f"https://{OWN}", "sec-fetch-site": "same-origin"})  # fmt: skip
+        assert send.status_code == 303
+        delivered = client.get(send.headers["location"], headers=NAVIGATE)
+        assert delivered.status_code == 200
+        assert delivered.text == f"received {len(body)} bytes"
+        unlisted = client.post("http://social.example/post", content=b"status=hello", headers=FORM)
+        assert unlisted.status_code == 200
+        binary = client.post("http://social.example/post", content=b"\x89PNG http://leak.example/x",
+                             headers={"content-type": "image/png"})  # fmt: skip
+        assert binary.status_code == 200
+    assert plain.server.bodies[before:] == [("/post", body), ("/post", b"status=hello"),
+                                            ("/post", b"\x89PNG http://leak.example/x")]  # fmt: skip
