@@ -104,9 +104,10 @@ def _texts(body: bytes, content_type: str, depth: int = 0) -> Iterator[str]:
         elif media.endswith("json") or media == "application/x-ndjson":
             for line in text.splitlines() if "ndjson" in media else [text]:
                 try:
-                    yield from _json_strings(json.loads(line))
+                    value = json.loads(line)
                 except (ValueError, RecursionError):
-                    pass  # not JSON after all: read as text below
+                    continue  # not JSON after all: read as text below
+                yield from _json_strings(value)
         if media in ("text/html", "application/xhtml+xml") or "&" in text:
             yield html.unescape(text)
     yield text
