@@ -245,7 +245,11 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: 
         return "never" if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
     for f in report["feeds"]:
-        state = "STALE (past its expiry)" if f["stale"] else "fresh"
+        state = {"failing": "FAILING (the last sync failed)", "stale": "STALE (past its expiry)"}.get(
+            f["state"], f["state"]
+        )
+        if f["state"] == "failing" and f["stale"]:
+            state += ", STALE (past its expiry)"
         print(f"feed {f['url']}\n  version {f['version']}, {f['entries']} entries, {state}", file=out)
         print(f"  last success {when(f['last_success'])}, last attempt {when(f['last_attempt'])}", file=out)
         if f["last_error"]:
@@ -253,6 +257,9 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: 
     if not feeds:
         print("no feeds synced yet", file=out)
     print(f"entries in the store: {report['index_entries']} from {len(sources)} sources", file=out)
+    stored = report["store"]
+    oldest = "" if stored["oldest_event"] is None else f", the oldest from {when(stored['oldest_event'])}"
+    print(f"store: {stored['bytes']} bytes, {stored['events']} events{oldest}", file=out)
     if proxy:
         print(f"proxy running (pid {proxy['pid']}), listening on {', '.join(proxy['listen'])}", file=out)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gzip
 import hashlib
@@ -17,8 +18,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blocklists import Action, Checker, Entry, Store, key_of
-from blocklists.feed import MANIFEST, FileRef, Manifest, SelfTest, sign_manifest, verify_manifest
-from blocklists.sync import FeedSubscription, FeedSyncer
+from blocklists.feed import (
+    MANIFEST,
+    MANIFEST_MAGIC,
+    MAX_MANIFEST,
+    FileRef,
+    Manifest,
+    SelfTest,
+    sign_manifest,
+    verify_manifest,
+)
+from blocklists.feed import _ref_json as ref_json
+from blocklists.sync import MIN_POLL, FeedSubscription, FeedSyncer, next_delay
+from proxy_addon.status import status_report
 
 from .support.feeds import FeedHost, entries, publish_version
 
@@ -403,3 +415,96 @@ async def test_a_snapshot_from_before_require_reason_still_applies(
     assert {(e.expression, e.require_reason) for e in await proxy.store.entries()} == {
         ("old.test/", False), ("strict.test/", True),
     }  # fmt: skip
+
+
+# -- hostile servers and hostile (but signed) manifests ---------------------------------------------
+
+
+def _signed(payload: bytes, key: Ed25519PrivateKey) -> bytes:
+    """A format-2 manifest file around any *payload*, validly signed."""
+    signature = base64.b64encode(key.sign(payload)).decode()
+    return MANIFEST_MAGIC + b"\n" + f"sig k {signature}\n".encode() + b"\n" + payload
+
+
+async def _status_of(proxy: Proxy) -> dict[str, object]:
+    report = await status_report(proxy.store, proxy.store.path.parent, time.time())
+    (feed,) = report["feeds"]
+    return dict(feed)
+
+
+async def test_a_trickling_server_fails_within_the_deadline(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    await _applied_then_republished(proxy, host, key)
+    proxy.syncer.deadline = 1.5  # a byte every 0.1 s never trips httpx's read timeout (2 s) alone
+    host.server.mode = "trickle"
+    started = time.monotonic()
+    await _refused(proxy, "not received within 1.5 s")
+    assert time.monotonic() - started < 4
+    assert (await _status_of(proxy))["state"] == "failing"
+
+
+async def test_an_endless_manifest_is_cut_off_at_the_limit(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    await _applied_then_republished(proxy, host, key)
+    host.server.mode = "endless"
+    await _refused(proxy, f"more than the {MAX_MANIFEST} bytes allowed")
+    assert host.server.sent < 160  # it stopped reading: most of the 10 MB was never sent
+
+
+async def test_a_compressed_manifest_is_never_decompressed(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    # The real manifest, gzip'd under Content-Encoding: decoding it would verify; the raw bytes do not.
+    await _applied_then_republished(proxy, host, key)
+    host.server.mode = "compressed"
+    await _refused(proxy, "not a signed linkwarn manifest")
+
+
+async def test_a_file_longer_than_its_manifest_says_is_refused_unread(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    await _applied_then_republished(proxy, host, key)
+    manifest = verify_manifest((host.directory / MANIFEST).read_bytes(), [key.public_key()])
+    path = host.directory / manifest.snapshot.name
+    path.write_bytes(path.read_bytes() + b"\0" * 5_000_000)
+    for _, _, ref in manifest.diffs:
+        (host.directory / ref.name).unlink()  # force the snapshot
+    await _refused(proxy, f"the server sends {manifest.snapshot.size + 5_000_000} bytes, more than")
+
+
+async def test_a_deeply_nested_signed_manifest_is_recorded_as_a_failure(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    await _applied_then_republished(proxy, host, key)
+    (host.directory / MANIFEST).write_bytes(_signed(b"[" * 200_000 + b"]" * 200_000, key))
+    await _refused(proxy, "malformed manifest: the signed payload is not JSON (RecursionError)")
+    status = await _status_of(proxy)
+    assert status["state"] == "failing"
+    assert "RecursionError" in str(status["last_error"])
+
+
+async def test_a_signed_manifest_whose_diffs_loop_is_refused(
+    proxy: Proxy, host: FeedHost, key: Ed25519PrivateKey
+) -> None:
+    await _applied_then_republished(proxy, host, key)
+    path = host.directory / MANIFEST
+    manifest = verify_manifest(path.read_bytes(), [key.public_key()])
+    ((_, _, ref),) = manifest.diffs
+    looping = manifest.to_json()
+    looping["version"] = 3
+    looping["diffs"] = [{"from": 1, "to": 2, **ref_json(ref)}, {"from": 2, "to": 1, **ref_json(ref)}]
+    path.write_bytes(_signed(json.dumps(looping).encode(), key))
+    started = time.monotonic()
+    await _refused(proxy, "goes from version 2 to 1, not forward")
+    assert time.monotonic() - started < 2
+
+
+def test_the_poll_interval_has_a_floor() -> None:
+    client = httpx.AsyncClient()
+    syncer = FeedSyncer(None, FeedSubscription("http://feed.test/", ()), client, poll_interval=0)  # type: ignore[arg-type]
+    assert syncer.poll_interval == MIN_POLL == 30
+    assert next_delay(0, 0, 0, 1.0) == 30  # neither the option nor a feed's min_interval of 0 goes below
+    assert next_delay(0, 60, 10**9, 1.0) == 86400  # a signed min_interval counts up to a day
+    assert next_delay(10_000, 60, 0, 1.0) == 86400  # backing off never overflows

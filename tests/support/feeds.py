@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ class MisbehavingHandler(FeedRequestHandler):
             return
         if mode == "slow":
             time.sleep(self.server.slow_seconds)
+        if mode in ("trickle", "endless", "compressed") and self.path.endswith(".json"):
+            self._hostile(mode)
+            return
         if mode == "truncate" and self.path.endswith(".gz"):
             data = Path(self.translate_path(self.path)).read_bytes()
             self.send_response(200)
@@ -40,6 +44,30 @@ class MisbehavingHandler(FeedRequestHandler):
             return
         super().do_GET()
 
+    def _hostile(self, mode: str) -> None:
+        """trickle: a byte every 0.1 s for a minute; endless: 10 MB with no length;
+        compressed: the real manifest gzip'd under Content-Encoding: gzip."""
+        self.send_response(200)
+        if mode == "compressed":
+            data = gzip.compress(Path(self.translate_path(self.path)).read_bytes())
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for _ in range(600 if mode == "trickle" else 160):
+                self.wfile.write(b"x" if mode == "trickle" else b"x" * 65536)
+                self.wfile.flush()
+                self.server.sent += 1
+                if mode == "trickle":
+                    time.sleep(0.1)
+        except OSError:
+            pass  # the client gave up, as it should
+
 
 @dataclass
 class FeedHost:
@@ -47,6 +75,7 @@ class FeedHost:
         daemon_threads = True
         mode = "normal"
         slow_seconds = 3.0
+        sent = 0  # chunks a hostile mode wrote
         requests: list[str]
 
     server: Server
