@@ -147,12 +147,24 @@ async def read_json(request: Request) -> dict[str, Any]:
         if len(body) > MAX_BODY:
             raise ApiError(413, "body_too_large", f"the body may be at most {MAX_BODY} bytes")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_no_constant)
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_text", "the body holds a lone surrogate (\\ud800-\\udfff)") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _string_list(data: dict[str, Any], field: str, limit: int) -> list[Any]:
@@ -279,7 +291,7 @@ class Api:
 
     async def rules(self, request: Request) -> Response:
         text = request.query_params.get("limit", str(DEFAULT_RULES))
-        if not text.isdigit() or not 1 <= int(text) <= MAX_RULES:
+        if not (text.isascii() and text.isdecimal() and len(text) <= 6) or not 1 <= int(text) <= MAX_RULES:
             raise ApiError(400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_RULES}")
         limit = int(text)
         self._available()  # lists_unavailable until the store is open
@@ -322,8 +334,14 @@ class Api:
                 )
             parsed.append((kind, _url_field(item.get("url"), f"events[{i}].url")))
         accepted, rejected = 0, []
+        client, now = self._client(request), time.time()
         for i, (kind, url) in enumerate(parsed):
-            problem = await self._record(request, EVENT_KINDS[kind], url, detail="extension")
+            allowed = self.runtime.api_limits.allow(client, now)
+            problem = (
+                await self._record(request, EVENT_KINDS[kind], url, detail="extension")
+                if allowed
+                else ApiError(429, "rate_limited", f"at most {self.runtime.api_limits.limit} a minute")
+            )
             if problem is None:
                 accepted += 1
             else:
@@ -339,10 +357,19 @@ class Api:
             raise ApiError(400, "invalid_request", "comment must be a string")
         if len(comment) > MAX_COMMENT:
             raise ApiError(400, "comment_too_long", f"comment is longer than {MAX_COMMENT} characters")
+        if not self.runtime.api_limits.allow(self._client(request), time.time()):
+            raise ApiError(
+                429, "rate_limited", f"at most {self.runtime.api_limits.limit} events and reports a minute"
+            )
         problem = await self._record(request, EventKind.REPORT, url, detail=comment)
         if problem is not None:
             raise problem
         return JSONResponse({"recorded": True}, status_code=202, headers=_HEADERS)
+
+    @staticmethod
+    def _client(request: Request) -> str:
+        origin = request.headers.get("origin", "")
+        return f"extension:{origin}" if origin else "extension"
 
     async def _record(self, request: Request, kind: EventKind, url: str, detail: str) -> ApiError | None:
         try:
@@ -387,6 +414,14 @@ def _endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Re
     return call
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Whatever went wrong, a JSON error naming the endpoint, never a traceback."""
+    logger.error("linkwarn: local API: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        500, "internal_error", f"{request.method} {request.url.path} failed: {type(exc).__name__}"
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -405,7 +440,9 @@ def create_app(runtime: Runtime, token: str, started_at: float | None = None) ->
         Route("/v1/reports", _endpoint(api.reports), methods=["POST"]),
         Route("/v1/openapi.json", _endpoint(api.openapi), methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error}
+    )
     return Guard(app)
 
 

@@ -65,6 +65,7 @@ class Runtime:
         self.index_ready = asyncio.Event()  # set once the first index is built
         self.started_at = time.time()
         self.report_limits = RateLimiter(10, 3600)
+        self.api_limits = RateLimiter(120, 60)  # the local API's events and reports, per client a minute
         self.held_posts = HeldPosts()  # posts held back for their links (`proxy_addon.share`)
         self.metrics = Metrics()  # counted on the request path, read by the metrics listener
         # Hosts with path entries that mitmproxy is told not to intercept: their tunnels are closed.

@@ -498,3 +498,70 @@ def test_linkwarn_run_serves_the_api_and_says_where_the_token_is(running_proxy: 
             headers={"authorization": f"Bearer {running_proxy.api_token}"},
         )
         assert report.status_code == 202
+
+
+# -- bad input: every answer a JSON error naming the problem, never a traceback -----------------
+
+AUTH = {**EXTENSION, "authorization": f"Bearer {TOKEN}"}
+JSON = {**AUTH, "content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        (b'{"urls": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "malformed_json", "nested too deeply"),
+        (b'{"urls": [' + b"9" * 100_000 + b"]}", "malformed_json", "digits"),
+        (b'{"urls": ["http://leak.test/\\ud800"]}', "invalid_text", "lone surrogate"),
+        (b'{"urls": [NaN]}', "malformed_json", "NaN is not a JSON number"),
+        (b'{"urls": ["http://leak.test/\xff\xfe"]}', "malformed_json", "not valid JSON"),
+        (b'{"urls": [1e999999]}', "invalid_request", ""),  # a float, not a string: that URL's own error
+        (b"\x00" * 1000, "malformed_json", "not valid JSON"),
+    ],
+)
+async def test_hostile_bodies_get_a_json_error(api: Api, body: bytes, code: str, words: str) -> None:
+    for path in ("/v1/check", "/v1/events", "/v1/reports"):
+        response = await api.client.post(path, content=body, headers=JSON)
+        if code == "invalid_request" and path == "/v1/check":
+            assert response.json()["results"][0]["error"]["code"] == code
+            continue
+        assert error_of(response, 400) == code, path
+        assert words in response.json()["error"]["message"]
+    assert await api.events() == []  # nothing stored
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "-1", "1e3", "0x10", " 5", "9" * 5000, "", "5\x00"])
+async def test_odd_query_values_get_a_json_error(api: Api, limit: str) -> None:
+    response = await api.client.get("/v1/rules", params={"limit": limit}, headers=EXTENSION)
+    assert error_of(response, 400) == "invalid_parameter"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("PUT", "/v1/check", 405, "method_not_allowed"),
+        ("GET", "/v1/events", 405, "method_not_allowed"),
+        ("DELETE", "/v1/status", 405, "method_not_allowed"),
+        ("GET", "/v1/nothing-here", 404, "not_found"),
+        ("GET", "/v1/status/%ff%00", 404, "not_found"),
+    ],
+)
+async def test_wrong_methods_and_paths_get_a_json_error(
+    api: Api, method: str, path: str, status: int, code: str
+) -> None:
+    assert error_of(await api.client.request(method, path, headers=AUTH), status) == code
+
+
+async def test_a_client_flooding_events_has_most_refused_and_counted(api: Api) -> None:
+    batch = {"events": [{"kind": "warning", "url": "http://leak.test/"}] * 100}
+    accepted = refused = 0
+    for _ in range(30):  # 3000 events within a minute
+        body = (await api.client.post("/v1/events", json=batch, headers=AUTH)).json()
+        accepted += body["accepted"]
+        refused += sum(1 for r in body["rejected"] if r["error"]["code"] == "rate_limited")
+    assert (accepted, refused) == (120, 2880)
+    report = await api.client.post("/v1/reports", json={"url": "http://leak.test/"}, headers=AUTH)
+    assert error_of(report, 429) == "rate_limited"
+    assert len(await api.events()) == 120  # the refusals are counted, not stored
+    assert api.runtime.api_limits.refused == 2881
+    other = {**AUTH, "origin": "chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba"}
+    assert (await api.client.post("/v1/events", json=batch, headers=other)).json()["accepted"] == 100
