@@ -420,3 +420,25 @@ chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
   handle(message, ownPage).then(sendResponse, (error) => sendResponse({ error: describe(error) }));
   return true;
 });
+
+// -- posts the proxy held back -------------------------------------------------------------------
+
+/**
+ * The proxy answers a fetch or XHR whose body carries a listed link with a 403 and
+ * `X-Linkwarn: share-warn|share-block; entry=...`: the page sees only a failed request,
+ * so the tab is told, and shows a banner (share.js).
+ */
+chrome.webRequest.onHeadersReceived.addListener(
+  (details) => {
+    const header = details.responseHeaders?.find((h) => h.name.toLowerCase() === "x-linkwarn");
+    const value = header?.value ?? "";
+    if (!value.startsWith("share-") || details.tabId < 0) return undefined;
+    const entry = /entry=([^;]*)/.exec(value)?.[1] ?? null;
+    chrome.tabs
+      .sendMessage(details.tabId, { type: "share-refused", verdict: value, entry }, { frameId: 0 })
+      .catch(() => undefined); // the tab has no content script (yet): nothing to show
+    return undefined;
+  },
+  { urls: ["http://*/*", "https://*/*"], types: ["xmlhttprequest", "other", "ping"] },
+  ["responseHeaders"],
+);

@@ -74,6 +74,17 @@ class _PageHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def do_POST(self) -> None:
+        """What linkwarn's proxy answers a fetch whose body carries a listed link."""
+        self.rfile.read(int(self.headers.get("content-length", "0") or "0"))
+        data = b"linkwarn: this post was not sent\n"
+        self.send_response(403)
+        self.send_header("x-linkwarn", "share-warn; entry=leak.example/; links=1")
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
@@ -89,6 +100,8 @@ class _PageHandler(BaseHTTPRequestHandler):
                 for i in range(count)
             ]
             body = _links_page(urls, MANY_SCRIPT)
+        elif host == "127.0.0.1" and parts.path == "/site/frame":
+            body = "<!doctype html><title>frame</title><textarea id=post></textarea>"
         elif host == "127.0.0.1" and parts.path == "/start":
             body = "<!doctype html><title>start</title><h1>start page</h1>"
         else:
@@ -488,4 +501,62 @@ def test_the_options_page_saves_valid_settings_and_names_bad_ones(browser: Brows
     wait_until(lambda: page.locator("#result").inner_text() == "Saved.", "the settings to be saved")
     assert browser.storage("mode") == "mark"
     browser.configure(mode="warn")
+    page.close()
+
+
+# -- before a listed link is passed on ---------------------------------------------------
+
+
+EDITORS = """() => {
+    document.body.innerHTML = '<form><textarea id="post"></textarea><input id="title"></form>'
+        + '<div id="rich" contenteditable="true"></div><div id="host"></div>'
+        + '<iframe id="frame" src="/site/frame"></iframe>';
+    const shadow = document.getElementById('host').attachShadow({mode: 'open'});
+    shadow.innerHTML = '<div id="shadowed" contenteditable="true"></div>';
+}"""
+
+
+def test_a_listed_link_typed_or_pasted_into_an_editor_is_warned_about(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/site/editor")
+    page.evaluate(EDITORS)
+    page.locator("#post").type("Have you seen http://leak.example/inbox yet? ")
+    warning = page.locator("#post + div.linkwarn-share")
+    warning.wait_for(timeout=5000)
+    assert "carries a link to leaked material" in warning.inner_text()
+    assert "http://leak.example/inbox" in warning.inner_text()
+    assert warning.get_attribute("role") == "alert"
+    screenshot(page, "form", "share-inline-warning.png")
+    page.locator("#post").fill("nothing listed here: http://clean.example/x")
+    page.locator("#post").type(" ")
+    warning.wait_for(state="detached", timeout=5000)
+    # A contenteditable editor, pasted text, and one inside an open shadow root.
+    page.locator("#rich").click()
+    page.evaluate("""() => {
+        const target = document.getElementById('rich');
+        target.textContent = 'mirror: https://mirror.test/films/new';
+        target.dispatchEvent(new ClipboardEvent('paste', {bubbles: true, composed: true}));
+    }""")
+    page.locator("#rich + div.linkwarn-share[data-linkwarn='block']").wait_for(timeout=5000)
+    page.locator("#shadowed").type("www.leak.example/inbox ")
+    page.locator("#shadowed + div.linkwarn-share").wait_for(timeout=5000)
+    # A same-origin frame's editor.
+    frame = page.frame_locator("#frame")
+    frame.locator("#post").wait_for(timeout=5000)
+    frame.locator("#post").type("http://paste.example/raw/salaries ")
+    frame.locator("#post + div.linkwarn-share").wait_for(timeout=5000)
+    page.close()
+
+
+def test_a_post_the_proxy_held_back_is_shown_on_the_page(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/site/chat")
+    status = page.evaluate(
+        "async () => (await fetch('/api/send', {method: 'POST', body: 'see http://leak.example/x'})).status"
+    )
+    assert status == 403
+    banner = page.locator("div.linkwarn-share-banner")
+    banner.wait_for(timeout=5000)
+    assert "held back what you sent" in banner.inner_text()
+    assert "leak.example/" in banner.inner_text()
     page.close()
