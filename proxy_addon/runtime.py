@@ -145,7 +145,11 @@ class Runtime:
             if settings.sample and not settings.feeds and not await store.sources():
                 await self._import_sample(store)
             self.events = EventLog(
-                store, settings.events_jsonl, syslog=self._syslog(settings), metrics=self.metrics
+                store,
+                settings.events_jsonl,
+                syslog=self._syslog(settings),
+                metrics=self.metrics,
+                retention_days=settings.events_days,
             )
             self.events.start()
             # Requests are decided from here on: by the store until the index is built.

@@ -108,6 +108,10 @@ OPTIONS: tuple[Option, ...] = (
            "Also append every event (warning, block, proceed, audit, report) as a JSON line to this "
            "file, for a log pipeline.",
            flag="--events-jsonl", metavar="FILE"),
+    Option("linkwarn_events_days", int, 90,
+           "Keep events (warnings, blocks, proceeds, reports) this many days in the store; older ones are "
+           "deleted hourly. 0: keep them all.",
+           flag="--events-days", metavar="DAYS"),
     Option("linkwarn_sample", bool, True,
            "Load the bundled sample list (hosts under .example and .test) when the store has no lists "
            "at all.",
@@ -294,6 +298,7 @@ class Settings:
         )
 
     ca_cert: Path | None = None
+    events_days: int = 90
     ignore_hosts: tuple[str, ...] = ()  # mitmproxy's own options, read for what they mean to the lists
     allow_hosts: tuple[str, ...] = ()
 
@@ -365,6 +370,10 @@ def parse_settings(options: Any) -> Settings:
     port = options.linkwarn_api_port
     if not 0 <= port <= 65535:
         raise ValueError(f"linkwarn_api_port must be 0 (off) or a port up to 65535, not {port}")
+    if options.linkwarn_events_days < 0:
+        raise ValueError(
+            f"linkwarn_events_days must be 0 (keep all) or more, not {options.linkwarn_events_days}"
+        )
     reports = options.linkwarn_reports_per_hour
     if reports < 0:
         raise ValueError(f"linkwarn_reports_per_hour must be 0 or more, not {reports}")
@@ -421,6 +430,7 @@ def parse_settings(options: Any) -> Settings:
         share_max_body=_size(options, "linkwarn_share_max_body"),
         share_sites=_sites(options.linkwarn_share_sites),
         ca_cert=Path(confdir).expanduser() / "mitmproxy-ca-cert.pem" if confdir else None,
+        events_days=options.linkwarn_events_days,
         ignore_hosts=tuple(getattr(options, "ignore_hosts", ()) or ()),
         allow_hosts=tuple(getattr(options, "allow_hosts", ()) or ()),
     )
