@@ -286,6 +286,8 @@ class Api:
             proceed_ttl_seconds=seconds,
             fail_mode="closed" if settings is not None and settings.fail_closed else "open",
             actions=behaviour_table(),
+            events=None if runtime.events is None else runtime.events.health(),
+            refused={"reports": runtime.report_limits.refused, "api": runtime.api_limits.refused},
         )
         return JSONResponse(report, headers=_HEADERS)
 
