@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -15,6 +16,8 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
@@ -565,3 +568,42 @@ async def test_a_client_flooding_events_has_most_refused_and_counted(api: Api) -
     assert api.runtime.api_limits.refused == 2881
     other = {**AUTH, "origin": "chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba"}
     assert (await api.client.post("/v1/events", json=batch, headers=other)).json()["accepted"] == 100
+
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+    | st.sampled_from(["http://leak.test/", "http://mirror.test/a", "\udc80", "http://[", "x" * 9000]),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
+        st.sampled_from(["urls", "events", "kind", "url", "comment", "x"]), inner, max_size=4),
+    max_leaves=40,
+)  # fmt: skip
+
+
+async def test_any_json_gets_an_answer_or_a_json_error_and_bad_input_stores_nothing(api: Api) -> None:
+    """Hypothesis over the API's JSON, run in a thread that posts to this loop."""
+    loop = asyncio.get_running_loop()
+    stored = len(await api.events())
+
+    async def post(path: str, body: bytes) -> tuple[int, Any, int]:
+        response = await api.client.post(path, content=body, headers=JSON)
+        assert api.runtime.events is not None
+        await api.runtime.events.flush()
+        return response.status_code, response.json(), len(await api.events())
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(document=_ANY_JSON, path=st.sampled_from(["/v1/check", "/v1/events", "/v1/reports"]))
+    def fuzz(document: object, path: str) -> None:
+        nonlocal stored
+        try:
+            body = json.dumps(document).encode("utf-8", "surrogatepass")
+        except (ValueError, RecursionError):
+            return
+        status, answer, now_stored = asyncio.run_coroutine_threadsafe(post(path, body), loop).result(30)
+        assert status < 500, answer
+        if status >= 400:
+            conforms(answer, "Error")
+            assert now_stored == stored  # refused: the store unchanged
+        stored = now_stored
+
+    api.runtime.api_limits.limit = 10**9  # the fuzzer is one client sending thousands
+    await asyncio.to_thread(fuzz)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import time
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blocklists import Action, Entry
 from blocklists.feed import (
@@ -154,3 +157,56 @@ def test_publish_carries_a_format_1_feed_on_to_format_2(tmp_path: Path) -> None:
     assert manifest.version == 2
     assert manifest.snapshot.unpacked is not None
     assert all(ref.unpacked is not None for _, _, ref in manifest.diffs)
+
+
+# -- fuzzing: any bytes, any signed JSON: a manifest or rows, or a FeedError, never a crash -----
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+_FUZZ_KEY = Ed25519PrivateKey.generate()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=2000))
+def test_any_bytes_as_a_manifest_or_entry_file_are_a_feed_error(data: bytes) -> None:
+    for decode in (
+        lambda: verify_manifest(data, [_FUZZ_KEY.public_key()]),
+        lambda: decode_snapshot(data, "snapshot-1.jsonl.gz", 5000),
+        lambda: decode_diff(data, "diff-1-2.jsonl.gz"),
+        lambda: decode_snapshot(gzip.compress(data), "snapshot-1.jsonl.gz", len(data)),
+        lambda: decode_diff(gzip.compress(data), "diff-1-2.jsonl.gz", len(data)),
+    ):
+        with contextlib.suppress(FeedError):
+            decode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=_JSON,
+    field=st.sampled_from(["format", "version", "snapshot", "diffs", "self_tests", "entries", "feed_id"]),
+)
+def test_any_signed_json_is_a_manifest_or_a_feed_error(document: object, field: str) -> None:
+    payload = _manifest(diffs=((2, 3, REF),)).to_json()
+    payload[field] = document  # one field replaced by anything
+    for signed in (payload, document):
+        data = json.dumps(signed).encode()
+        signature = base64.b64encode(_FUZZ_KEY.sign(data)).decode()
+        try:
+            manifest = verify_manifest(
+                MANIFEST_MAGIC + f"\nsig k {signature}\n\n".encode() + data, [_FUZZ_KEY.public_key()]
+            )
+        except FeedError:
+            continue
+        assert manifest.chain(1) is None or len(manifest.chain(1) or []) <= len(manifest.diffs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(_JSON.map(json.dumps), max_size=10))
+def test_any_json_lines_are_rows_or_a_feed_error(lines: list[str]) -> None:
+    text = "".join(line + "\n" for line in lines).encode()
+    for decode in (decode_snapshot, decode_diff):
+        with contextlib.suppress(FeedError):
+            decode(gzip.compress(text), "f.jsonl.gz", len(text))  # type: ignore[operator]

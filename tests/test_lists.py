@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blocklists import Action, Defaults, ListError, ListFormat, expression_for, key_of, parse_list, read_list
 from blocklists.lists import detect_format
@@ -474,3 +476,56 @@ def test_json_nested_too_deeply_and_times_out_of_range() -> None:
     assert "expires: '99999999999999999999999' is not a time from 1970 to 9999" in parsed.problems[0].message
     jsonl = '{"url": "a.test", "expires": 100000000000000000000000}\n{"url": "b.test", "added": -1}\n'
     assert parse_list(jsonl, source="l.jsonl").entries == ()
+
+
+# -- fuzzing: any text, any format: a parsed list or a ListError, never a crash ------------------
+
+_LIST_TEXT = st.one_of(
+    st.text(max_size=400),
+    st.lists(
+        st.sampled_from(
+            [
+                "||a.test^",
+                "@@||b.test^",
+                "0.0.0.0 c.test",
+                "https://d.test/p?q",
+                "url,action",
+                "{",
+                "}",
+                '{"url": "e.test", "action": "warn"}',
+                '["f.test"]',
+                "\ufeff",
+                "\x00",
+                "\udc80",
+                "[" * 50,
+                "# comment",
+                "g.test,block,reason",
+                "*.h.test",
+                "xn--",
+                "..",
+                "1e999",
+                "%",
+                "\t \r",
+            ]
+        )
+        | st.text(max_size=30),
+        max_size=30,
+    ).map("\n".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_LIST_TEXT, fmt=st.sampled_from(list(ListFormat)), force=st.booleans())
+def test_any_text_in_any_format_parses_or_raises_list_error(text: str, fmt: ListFormat, force: bool) -> None:
+    try:
+        parsed = parse_list(text, source="fuzz", fmt=fmt, force=force, now=1)
+    except ListError as exc:
+        problem = str(exc)
+    else:
+        problem = None
+    if problem is not None:
+        assert problem  # a clear error, naming what is wrong
+        return
+    for entry in parsed.entries:
+        assert len(entry.key) == 32
+        assert entry.action in Action
