@@ -199,7 +199,7 @@ async def main() -> None:
             report("linkwarn run", linkwarn_results[-1])
             caught = linkwarn_results[-1].listed_status
             print(f"  {'':<14} a listed URL sent while the list was loading: "
-                  + ("caught (403)" if caught == 403 else f"NOT caught ({caught})"))  # fmt: skip
+                  + (f"caught ({caught})" if caught in (303, 403) else f"NOT caught ({caught})"))  # fmt: skip
 
         def median(results: list[Result], field: str) -> float:
             return statistics.median(getattr(r, field) for r in results)

@@ -26,10 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from mitmproxy import http
 
 from blocklists import Action, InvalidURL, Verdict
+from blocklists.checker import Prefiltered
 from blocklists.links import find_links, is_text_type
 from blocklists.store import Event
 from proxy_addon.answers import METADATA_KEY, Decision, client_of, header_safe, redirect_response
@@ -75,8 +78,13 @@ class ShareGuard:
             return False
         return settings.scans_posts_to(request.pretty_host)
 
-    async def check(self, flow: http.HTTPFlow, navigation: bool) -> None:
-        """Hold back a post that carries a block or warn link; log the audit ones."""
+    def check(self, flow: http.HTTPFlow, navigation: bool) -> Coroutine[Any, Any, None] | None:
+        """Hold back a post that carries a block or warn link; log the audit ones.
+
+        A plain function for the common post (a few links, none listed): it finds
+        the links and looks them up in the index, and returns None. Only a large
+        body (searched in a thread) or an index hit returns a coroutine to await.
+        """
         request = flow.request
         body = request.raw_content or b""
         content_type = request.headers.get("content-type", "text/plain")
@@ -84,12 +92,36 @@ class ShareGuard:
             try:
                 body = request.content or b""
             except ValueError:
-                return  # an encoding that cannot be read: passes untouched
+                return None  # an encoding that cannot be read: passes untouched
         if len(body) > THREAD_THRESHOLD:
-            links = await asyncio.to_thread(find_links, body, content_type)
-        else:
-            links = find_links(body, content_type)
-        listed, audited = await self._decide(links)
+            return self._search_then_decide(flow, body, content_type, navigation)
+        hits = self._hits(find_links(body, content_type))
+        return None if not hits else self._decide_and_answer(flow, hits, navigation)
+
+    async def _search_then_decide(
+        self, flow: http.HTTPFlow, body: bytes, content_type: str, navigation: bool
+    ) -> None:
+        hits = self._hits(await asyncio.to_thread(find_links, body, content_type))
+        if hits:
+            await self._decide_and_answer(flow, hits, navigation)
+
+    def _hits(self, links: list[str]) -> list[tuple[str, Prefiltered]]:
+        """The links whose expressions the index holds a prefix of. No I/O."""
+        hits = []
+        for url in links:
+            try:
+                found = self.runtime.prefilter(url)
+            except (InvalidURL, ListsUnavailable):
+                continue
+            if found is not None:
+                hits.append((url, found))
+        return hits
+
+    async def _decide_and_answer(
+        self, flow: http.HTTPFlow, hits: list[tuple[str, Prefiltered]], navigation: bool
+    ) -> None:
+        request = flow.request
+        listed, audited = await self._decide(hits)
         target = request_urls(flow)[0].split("?", 1)[0]
         for link in audited:
             self.record(flow, EventKind.SHARE_AUDIT, link, target)
@@ -139,18 +171,17 @@ class ShareGuard:
         location = f"https://{settings.own_host}/share?t={mint(self.runtime.secret, ticket)}"
         flow.response = redirect_response(location, x_linkwarn=header)
 
-    async def _decide(self, links: list[str]) -> tuple[list[ListedLink], list[ListedLink]]:
+    async def _decide(self, hits: list[tuple[str, Prefiltered]]) -> tuple[list[ListedLink], list[ListedLink]]:
         """The block/warn links and the audit ones: per entry, the first link found (the most decoded)."""
         listed: list[ListedLink] = []
         audited: list[ListedLink] = []
         seen: set[bytes] = set()
-        for url in links:
+        for url, found in hits:
             try:
-                found = self.runtime.prefilter(url)
-                verdict = None if found is None else await self.runtime.confirm(url, found)
-            except (InvalidURL, ListsUnavailable):
+                verdict = await self.runtime.confirm(url, found)
+            except ListsUnavailable:
                 continue
-            if verdict is None or verdict.entry is None or verdict.entry.key in seen:
+            if verdict.entry is None or verdict.entry.key in seen:
                 continue
             seen.add(verdict.entry.key)
             if verdict.entry.action in (Action.BLOCK, Action.WARN):

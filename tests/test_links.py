@@ -37,6 +37,8 @@ def has(links: list[str], wanted: str = LISTED) -> bool:
         ("HTTP://MIRROR.TEST/film", "text/plain"),
         ("(see http://mirror.test/film).", "text/markdown"),
         ('{"x": "www.mirror.test/film"}', "application/json"),
+        ("mirror\u3002test/film", "text/plain"),  # an ideographic full stop, which browsers read as "."
+        ('{"x": "http&#58;//mirror.test/film"}', "application/json"),  # entities inside a JSON string
     ],
 )
 def test_a_listed_link_is_found_however_it_is_written(body: str, content_type: str) -> None:

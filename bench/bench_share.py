@@ -1,0 +1,159 @@
+"""Benchmark the share warning: the cost of scanning a post for links, and of scanning on throughput.
+
+    uv run python bench/bench_share.py                  # 100 KiB JSON scan, then 3 rounds of 10 s of posts
+    uv run python bench/bench_share.py --seconds 5 --rounds 2
+
+Part 1, in this process: a 100 KiB JSON body holding 200 URLs, scanned as the
+proxy scans it (find the links, look each up in an index of 1M entries),
+repeated; printed per body.
+
+Part 2: ``linkwarn run --no-share`` against ``linkwarn run`` (scanning on), one
+after the other in each round, both chained to the same local upstream, under
+the same load of POST requests (2 KiB form bodies, each with a few unlisted
+links: what a social network's posts look like to the proxy). Printed:
+throughput and latency of each, and the ratio. Target: scanning costs at most
+5 % of throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_proxy import read_response, upstream  # noqa: E402
+from blocklists import Checker, Store  # noqa: E402
+from blocklists.links import find_links  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
+from tests.support.synthetic import synthetic_entries  # noqa: E402
+
+
+def json_body() -> bytes:
+    posts = [
+        {"id": i, "text": f"read https://news{i}.example/2014/12/{i}/story.html?ref=feed now"}
+        for i in range(200)
+    ]
+    body = json.dumps({"posts": posts})
+    return json.dumps({"posts": posts, "pad": "x" * (100 * 1024 - len(body))}).encode()
+
+
+async def scan_cost(entries: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="linkwarn-bench-") as work:
+        async with Store.in_dir(Path(work)) as store:
+            await store.import_entries("bench", synthetic_entries(entries))
+            checker = Checker(store)
+            await checker.reload()
+            body = json_body()
+            rounds, started = 50, time.perf_counter()
+            for _ in range(rounds):
+                links = find_links(body, "application/json")
+            found = (time.perf_counter() - started) / rounds
+            started = time.perf_counter()
+            for _ in range(rounds):
+                for link in find_links(body, "application/json"):
+                    checker.prefilter(link)
+            scanned = (time.perf_counter() - started) / rounds
+    print(f"a {len(body) // 1024} KiB JSON body with {len(links)} links, {entries:,} entries loaded:")
+    print(f"  finding the links {found * 1000:.1f} ms; finding and looking each up {scanned * 1000:.1f} ms\n")
+
+
+async def post_load(port: int, seconds: float, connections: int) -> tuple[int, list[float]]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    body = urlencode({"status": " ".join(f"see https://site{i}.example/p/{i}" for i in range(5)) + " x" * 900,
+                      "csrf": "t0k3n"}).encode()  # fmt: skip
+
+    async def worker(number: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        host = f"social{number}.example"
+        try:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                head = (
+                    f"POST http://{host}/post HTTP/1.1\r\nHost: {host}\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                )
+                writer.write(head.encode() + body)
+                status = await read_response(reader)
+                latencies.append((time.perf_counter() - start) * 1000)
+                assert status == 200, status
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(n) for n in range(connections)))
+    return len(latencies), latencies
+
+
+async def measure(command: list[str], port: int, args: argparse.Namespace) -> tuple[float, float, float]:
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            try:
+                await post_load(port, 0.05, 1)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        await post_load(port, 2, args.connections)  # warm-up
+        count, latencies = await post_load(port, args.seconds, args.connections)
+    finally:
+        process.terminate()
+        await process.wait()
+    latencies.sort()
+    return count / args.seconds, latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    await scan_cost(args.entries)
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    upstream_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="linkwarn-bench-") as work:
+        data = Path(work) / "data"
+        async with Store.in_dir(data) as store:
+            await store.import_entries("bench", synthetic_entries(args.entries))
+        print(
+            f"posts: {args.connections} keep-alive connections, 2 KiB form bodies, {args.seconds:.0f} s each"
+        )
+        results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
+        for round_number in range(1, args.rounds + 1):
+            for name, extra in (("off", ["--no-share"]), ("on", [])):
+                port = free_port()
+                command = [str(bin_dir / "linkwarn"), "run", "--data-dir", str(data),
+                           "--listen-port", str(port), "--upstream", upstream_url, "--no-sample",
+                           "--api-port", "0", "--set", f"confdir={work}/conf", *extra]  # fmt: skip
+                results[name].append(await measure(command, port, args))
+                rps, p50, p99 = results[name][-1]
+                print(f"  round {round_number} scanning {name:<3} {rps:8.0f} req/s  "
+                      f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
+        off = [statistics.median(r[i] for r in results["off"]) for i in range(3)]
+        on = [statistics.median(r[i] for r in results["on"]) for i in range(3)]
+        print(f"\nmedians over {args.rounds} rounds, scanning on against off:")
+        print(f"  throughput {on[0]:8.0f} vs {off[0]:8.0f} req/s = {on[0] / off[0]:.3f}x  (target >= 0.95x)")
+        print(f"  latency p50 {on[1]:.2f} vs {off[1]:.2f} ms, p99 {on[2]:.2f} vs {off[2]:.2f} ms")
+    server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
