@@ -41,7 +41,8 @@ _KIND_OF = {
     RequestKind.WEBSOCKET: "websocket",
     RequestKind.CONNECT: "connect",
 }
-EVENT_KINDS = ("warning", "block", "proceed", "audit", "report", "refused")
+EVENT_KINDS = ("warning", "block", "proceed", "audit", "report", "refused",
+               "share-warned", "share-blocked", "share-sent-anyway", "share-audit")  # fmt: skip
 LOOKUP_BUCKETS = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1e-2)
 
 

@@ -98,7 +98,7 @@ def summarize(events: Sequence[Event], feeds: Sequence[FeedState], since: float,
             continue
         totals[event.kind] += 1
         bucket = counts.setdefault(_day(event.at), Counter())
-        if (event.detail or "").startswith("share"):
+        if event.kind in ("share-warned", "share-blocked"):
             shares += 1
         if _shown(event):
             bucket["warnings" if event.kind == "warning" else "blocks"] += 1

@@ -128,6 +128,7 @@ class ShareGuard:
         if not listed:
             return
         action = "block" if any(link.action == "block" for link in listed) else "warn"
+        self.runtime.metrics.decided(action, "share")
         for link in listed[:MAX_LINKS_SHOWN]:
             kind = EventKind.SHARE_BLOCKED if link.action == "block" else EventKind.SHARE_WARNED
             self.record(flow, kind, link, target)

@@ -218,3 +218,21 @@ def test_through_linkwarn_run_a_held_post_never_arrives_and_send_anyway_delivers
         assert binary.status_code == 200
     assert plain.server.bodies[before:] == [("/post", body), ("/post", b"status=hello"),
                                             ("/post", b"\x89PNG http://leak.example/x")]  # fmt: skip
+
+
+async def test_a_held_post_is_counted_in_the_metrics_and_the_report(proxy: Proxy) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from proxy_addon.report import summarize
+
+    await proxy.request("https://social.example/post", method="POST", headers=XHR,
+                        body=json.dumps({"t": "https://leak.test/x"}).encode())  # fmt: skip
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(proxy.runtime.metrics.exposition().decode())
+        for sample in family.samples
+    }
+    assert samples[("linkwarn_decisions_total", (("action", "warn"), ("kind", "share")))] == 1
+    assert samples[("linkwarn_events_total", (("kind", "share-warned"),))] == 1
+    events = await proxy.events()
+    assert summarize(events, [], time.time() - 3600, time.time() + 60).share_attempts == 1
