@@ -26,18 +26,16 @@ call in-process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -52,6 +50,7 @@ from proxy_addon.events import EventKind
 from proxy_addon.interstitial import MAX_COMMENT
 from proxy_addon.policy import behaviour_table, may_proceed
 from proxy_addon.runtime import ListsUnavailable, Runtime
+from proxy_addon.serving import LoopServer, server_for
 from proxy_addon.status import status_report
 from proxy_addon.tokens import SecretError, load_or_create_secret
 
@@ -448,14 +447,6 @@ def create_app(runtime: Runtime, token: str, started_at: float | None = None) ->
     return Guard(app)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn on the proxy's loop: the proxy, not uvicorn, owns SIGINT and SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class LocalApi:
     """mitmproxy addon serving the API beside the `Linkwarn` addon, over the same `Runtime`.
 
@@ -466,7 +457,7 @@ class LocalApi:
         self.runtime = runtime
         self.address: str | None = None  # http://127.0.0.1:PORT once listening
         self.token_file: str | None = None
-        self._server: _Server | None = None
+        self._server: LoopServer | None = None
         self._task: asyncio.Task[None] | None = None
 
     def running(self) -> None:
@@ -481,19 +472,7 @@ class LocalApi:
             logger.error("linkwarn: the local API cannot listen on 127.0.0.1:%d: %s", port, exc)
             return
         sock.setblocking(False)
-        config = uvicorn.Config(
-            create_app(self.runtime, token),
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            limit_concurrency=64,
-            timeout_keep_alive=5,
-        )
-        self._server = _Server(config)
+        self._server = server_for(create_app(self.runtime, token), limit_concurrency=64)
         self.address = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.token_file = str(settings.data_dir / API_TOKEN_FILE)
         self._task = self.runtime.spawn(self._server.serve(sockets=[sock]), "linkwarn-api")

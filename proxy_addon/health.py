@@ -15,15 +15,12 @@ that is rolled back; nothing here runs on the request path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +31,7 @@ from starlette.types import ASGIApp
 from blocklists import LinkwarnError
 from blocklists.store import FeedState
 from proxy_addon.runtime import Runtime
+from proxy_addon.serving import LoopServer, server_for
 from proxy_addon.settings import Listen
 
 __all__ = ["Monitoring", "create_app", "health", "readiness"]
@@ -134,21 +132,13 @@ def create_app(runtime: Runtime) -> ASGIApp:
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn on the proxy's loop: the proxy, not uvicorn, owns SIGINT and SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class Monitoring:
     """mitmproxy addon serving the operations listener beside the `Linkwarn` addon, over one `Runtime`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.address: str | None = None
-        self._server: _Server | None = None
+        self._server: LoopServer | None = None
         self._task: asyncio.Task[None] | None = None
 
     def running(self) -> None:
@@ -163,19 +153,7 @@ class Monitoring:
             logger.error("linkwarn: the metrics listener cannot listen on %s: %s", listen, exc)
             return
         sock.setblocking(False)
-        config = uvicorn.Config(
-            create_app(self.runtime),
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            limit_concurrency=32,
-            timeout_keep_alive=5,
-        )
-        self._server = _Server(config)
+        self._server = server_for(create_app(self.runtime), limit_concurrency=32)
         port = sock.getsockname()[1]
         self.address = f"http://{Listen(listen.host, port)}"
         self._task = self.runtime.spawn(self._server.serve(sockets=[sock]), "linkwarn-metrics")

@@ -262,13 +262,19 @@ class OwnOrigin:
             return None
         return verdict
 
-    async def _warning(self, flow: http.HTTPFlow, t: Texts) -> None:
+    def _page_load_only(self, flow: http.HTTPFlow, t: Texts) -> bool:
+        """Whether this is a person's top-level page load; a frame, a fetch or a script's request is
+        refused, and records nothing, whatever it carries."""
         request = flow.request
-        # Only a top-level page load gets the page: a frame, a fetch or a script's request gets nothing
-        # (and records nothing), whatever it carries.
         dest = request.headers.get("sec-fetch-dest")
         if (dest is not None and dest != "document") or "origin" in request.headers:
             self._refuse(flow, t, "refused_cross_site")
+            return False
+        return True
+
+    async def _warning(self, flow: http.HTTPFlow, t: Texts) -> None:
+        request = flow.request
+        if not self._page_load_only(flow, t):
             return
         settings = self.runtime.require_settings()
         client = client_of(flow)
@@ -419,9 +425,7 @@ class OwnOrigin:
 
     async def _share_page(self, flow: http.HTTPFlow, t: Texts) -> None:
         request = flow.request
-        dest = request.headers.get("sec-fetch-dest")
-        if (dest is not None and dest != "document") or "origin" in request.headers:
-            self._refuse(flow, t, "refused_cross_site")
+        if not self._page_load_only(flow, t):
             return
         settings = self.runtime.require_settings()
         client, now = client_of(flow), time.time()
