@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -50,7 +49,7 @@ from proxy_addon.events import EventKind
 from proxy_addon.interstitial import MAX_COMMENT
 from proxy_addon.policy import behaviour_table, may_proceed
 from proxy_addon.runtime import ListsUnavailable, Runtime
-from proxy_addon.serving import LoopServer, server_for
+from proxy_addon.serving import LoopServer, listening_socket, server_for
 from proxy_addon.status import status_report
 from proxy_addon.tokens import SecretError, load_or_create_secret
 
@@ -467,11 +466,10 @@ class LocalApi:
         port = settings.api_port
         try:
             token = load_or_create_secret(settings.data_dir, API_TOKEN_FILE).hex()
-            sock = socket.create_server(("127.0.0.1", port))
+            sock = listening_socket("127.0.0.1", port)
         except (OSError, SecretError) as exc:
             logger.error("linkwarn: the local API cannot listen on 127.0.0.1:%d: %s", port, exc)
             return
-        sock.setblocking(False)
         self._server = server_for(create_app(self.runtime, token), limit_concurrency=64)
         self.address = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.token_file = str(settings.data_dir / API_TOKEN_FILE)

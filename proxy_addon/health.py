@@ -31,7 +31,7 @@ from starlette.types import ASGIApp
 from blocklists import LinkwarnError
 from blocklists.store import FeedState
 from proxy_addon.runtime import Runtime
-from proxy_addon.serving import LoopServer, server_for
+from proxy_addon.serving import LoopServer, listening_socket, server_for
 from proxy_addon.settings import Listen
 
 __all__ = ["Monitoring", "create_app", "health", "readiness"]
@@ -148,11 +148,10 @@ class Monitoring:
         listen = settings.metrics
         try:
             family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-            sock = socket.create_server((listen.host, listen.port), family=family)
+            sock = listening_socket(listen.host, listen.port, family)
         except OSError as exc:
             logger.error("linkwarn: the metrics listener cannot listen on %s: %s", listen, exc)
             return
-        sock.setblocking(False)
         self._server = server_for(create_app(self.runtime), limit_concurrency=32)
         port = sock.getsockname()[1]
         self.address = f"http://{Listen(listen.host, port)}"
