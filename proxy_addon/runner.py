@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import gc
 import json
 import logging
@@ -132,6 +134,15 @@ class _Banner:
         await self.runtime.index_ready.wait()
         gc.collect()
         gc.freeze()
+        if self.runtime.store is not None:
+            await self.runtime.store.release_memory()
+        _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Hand the memory freed after loading back to the system (glibc keeps it otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

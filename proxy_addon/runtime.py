@@ -205,6 +205,8 @@ class Runtime:
         assert self.checker is not None
         started = time.perf_counter()
         index = await self.checker.refresh(added)
+        if self.store is not None:
+            await self.store.release_memory()  # the pages a feed's apply left in SQLite's cache
         logger.info(
             "linkwarn: index rebuilt, %d entries, in %.2f s", len(index), time.perf_counter() - started
         )
