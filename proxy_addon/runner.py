@@ -42,7 +42,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="REGEX",
         help="pass TLS to these hosts through uninspected (host:port regex, repeatable); "
-        "a listed one is then refused at CONNECT",
+        "a tunnel to a listed one is then closed",
     )
     add_run_flags(parser)
     parser.add_argument(
