@@ -78,8 +78,19 @@ class Upstream:
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
+        request_queue_size = 256  # many clients at once (the soak), not the default 5
         seen: list[tuple[str, str, str | None]]
         bodies: list[tuple[str, bytes]]
+        tls: ssl.SSLContext | None = None
+
+        def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+            # The TLS handshake in the connection's own thread, not in the one that accepts them all.
+            if self.tls is not None:
+                try:
+                    request = self.tls.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+            super().finish_request(request, client_address)  # type: ignore[arg-type]
 
     server: Server
     port: int
@@ -93,7 +104,7 @@ class Upstream:
         if tls_dir is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*_self_signed(tls_dir))
-            server.socket = context.wrap_socket(server.socket, server_side=True)
+            server.tls = context
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         return cls(server, server.server_address[1], thread)
