@@ -212,12 +212,17 @@ class OwnOrigin:
         if settings.pac_proxy is not None:
             proxy = str(settings.pac_proxy)
         else:
-            host, port = flow.client_conn.sockname[:2]
+            host, port = (flow.client_conn.sockname or ("", 0))[:2]
             host = host.removeprefix("::ffff:")
             proxy = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            pac = render_pac(proxy, settings.pac_direct)
+        except ValueError as exc:  # no address to name (the client's connection has none)
+            flow.response = self._message(t, 503, "unavailable_title", "unavailable", why=str(exc))
+            return
         flow.response = http.Response.make(
             200,
-            render_pac(proxy, settings.pac_direct),
+            pac,
             {
                 "content-type": PAC_MEDIA_TYPE,
                 "cache-control": "max-age=300",

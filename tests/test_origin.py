@@ -366,3 +366,47 @@ async def test_proceed_through_the_store_of_another_process_still_decides(tmp_pa
             assert await store.count() == len(ENTRIES)
         cookie, url = await proxy.pass_cookie("https://leak.test/x")
         assert (await proxy.request(url, headers={**NAVIGATE, "cookie": cookie})).response is None
+
+
+# -- no tracebacks: whatever reaches the own origin gets a page naming the problem ------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ODD_PATHS = st.sampled_from(["/", "/warning", "/proceed", "/report", "/share", "/share/send", "/cert/pem",
+                             "/proxy.pac", "/nothing", "//", "/warning/../proceed", "/%00",
+                             "/\u00e9"])  # fmt: skip
+ODD_QUERIES = st.sampled_from(
+    ["", "?t=", "?t=a.b", "?t=" + "x" * 70_000, "?t=%ff%fe", "?t=\udcff", "?t=1&t=2"]
+)
+ODD_BODIES = st.sampled_from([b"", b"token=", b"token=%ff", b"a" * 70_000, b"\x00\xff",
+                              b"token=a.b&reason=\xff", b"comment=" + b"x" * 5000])  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"]),
+    path=ODD_PATHS,
+    query=ODD_QUERIES,
+    body=ODD_BODIES,
+    content_type=st.sampled_from(
+        ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data", ""]
+    ),
+    scheme=st.sampled_from(["http", "https"]),
+)
+async def test_odd_requests_to_the_own_origin_get_a_page_never_a_traceback(
+    proxy: Proxy, method: str, path: str, query: str, body: bytes, content_type: str, scheme: str
+) -> None:
+    headers = {"origin": f"{scheme}://{OWN}", "sec-fetch-site": "same-origin"}
+    if content_type:
+        headers["content-type"] = content_type
+    flow = proxy.flow(f"{scheme}://{OWN}/", method=method, headers=headers, body=body)
+    flow.request.path = path + query
+    await proxy.send(flow)
+    assert flow.response is not None
+    response = flow.response
+    assert response.status_code not in (500, 502), (method, path, query[:20], response.status_code)
+    if 300 <= response.status_code < 400:
+        assert all(0x21 <= ord(c) < 0x7F for c in response.headers["location"])
+    else:
+        assert response.headers.get("content-type", "").startswith(("text/", "application/"))
