@@ -6,8 +6,9 @@
 Both proxies decrypt HTTPS with their own CA and send every connection to local
 upstreams (HTTP and HTTPS) through the same routing script. The load (tests/support/soak.py)
 is 64 keep-alive connections, half HTTP and half HTTPS, one request in ten for a listed host
-(which bare mitmdump forwards, and linkwarn answers itself). Printed per proxy: requests, errors, listed requests that got through
-(must be 0), latency p50/p99, throughput, resident memory at start and end; then the
+(which bare mitmdump forwards, and linkwarn answers itself). Printed per proxy: requests,
+errors, listed requests that got through (must be 0 for linkwarn), latency p50/p99,
+throughput, resident memory at start and end; then the
 ratios to bare mitmdump (targets: throughput >= 0.95x, p99 <= 1.2x).
 """
 
@@ -103,7 +104,7 @@ async def main() -> None:
         seen = {host.split(":")[0] for host, _, _ in plain.server.seen + secure.server.seen}
         listed_seen = seen & {"mirror.test", "www.leak.example", "files.example"}
         print(f"\nlisted hosts the upstreams ever saw: {sorted(listed_seen) or 'none'}")
-        # The same mix to both: bare mitmdump forwards the listed URLs too (its "listed through" is all of them).
+        # The same mix to both: bare mitmdump forwards the listed URLs too (its "listed through").
         ours_rate = ours.requests / args.seconds
         bare_rate = bare_result.requests / args.seconds
         p99, bare_p99 = ours.percentile(0.99), bare_result.percentile(0.99)
