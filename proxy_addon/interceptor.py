@@ -20,7 +20,6 @@ forwards, so the listed site never sees either.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -30,7 +29,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy import layer, layers
 from mitmproxy.utils import human
 
-from blocklists import Action, Entry, InvalidURL, Verdict
+from blocklists import Action, InvalidURL, Verdict
 from blocklists.checker import Prefiltered
 from blocklists.store import Event
 from proxy_addon.answers import (
@@ -46,23 +45,20 @@ from proxy_addon.events import EventKind
 from proxy_addon.interstitial import render_message, texts_for
 from proxy_addon.names import host_name, next_hops, request_urls
 from proxy_addon.origin import CODE_PARAM, SHARE_CODE_PARAM, OwnOrigin
+from proxy_addon.passes import Passes, strip_code, take_passes
 from proxy_addon.policy import BEHAVIOUR, Answer, RequestKind, answer, may_proceed
 from proxy_addon.runtime import ListsUnavailable, Runtime
 from proxy_addon.settings import add_options, parse_settings
 from proxy_addon.share import ShareGuard
-from proxy_addon.tokens import Purpose, Token, TokenError, mint, verify
+from proxy_addon.tokens import Purpose, TokenError, verify
 from proxy_addon.tunnels import guard
 
-__all__ = ["METADATA_KEY", "PASS_COOKIE", "Linkwarn", "request_kind"]
+__all__ = ["METADATA_KEY", "Linkwarn", "request_kind"]
 
 logger = logging.getLogger(__name__)
 
 MITMPROXY_OPTIONS = frozenset({"confdir", "ignore_hosts", "allow_hosts"})  # read into the settings too
-PASS_COOKIE = "linkwarn_pass"  # noqa: S105 - a cookie name, not a secret
 _SEVERITY = {Answer.FORWARD: 0, Answer.AUDIT: 1, Answer.PAGE: 2, Answer.REFUSE: 2}
-_CODES_IN_QUERY = {
-    name: re.compile(rf"([?&]){re.escape(name)}=([^&]*)") for name in (CODE_PARAM, SHARE_CODE_PARAM)
-}
 
 
 def request_kind(request: http.Request) -> RequestKind:
@@ -77,28 +73,6 @@ def request_kind(request: http.Request) -> RequestKind:
             "accept", ""
         )
     return RequestKind.NAVIGATION if navigation else RequestKind.SUBRESOURCE
-
-
-def take_passes(request: http.Request) -> list[str]:
-    """Remove every pass cookie from the request (none is ever forwarded) and return their values."""
-    if PASS_COOKIE not in request.headers.get("cookie", ""):
-        return []
-    values = list(request.cookies.get_all(PASS_COOKIE))
-    request.cookies.pop(PASS_COOKIE, None)
-    if not request.cookies:
-        request.headers.pop("cookie", None)
-    return values
-
-
-def strip_code(path: str, param: str = CODE_PARAM) -> tuple[str, str | None]:
-    """*path* without a one-time code parameter, and the code (None when there is none)."""
-    match = _CODES_IN_QUERY[param].search(path)
-    if match is None:
-        return path, None
-    rest = path[match.end() :]
-    if match.group(1) == "?":
-        rest = "?" + rest[1:] if rest.startswith("&") else rest
-    return path[: match.start()] + rest, match.group(2)
 
 
 def may_stream(request: http.Request) -> bool:
@@ -136,6 +110,7 @@ class Linkwarn:
         self.runtime = runtime if runtime is not None else Runtime()
         self.origin = OwnOrigin(self.runtime)
         self.share = ShareGuard(self.runtime)
+        self.passes = Passes(self.runtime)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -271,21 +246,6 @@ class Linkwarn:
             self._unavailable(flow, str(exc))
             return None
 
-    def _has_pass(self, flow: http.HTTPFlow, passes: list[str], entry: Entry) -> bool:
-        settings = self.runtime.require_settings()
-        if not passes or not may_proceed(entry.action, settings.proceed):
-            return False
-        client, now = client_of(flow), time.time()
-        for value in passes:
-            try:
-                granted = verify(self.runtime.secret, value, purpose=Purpose.PASS, client=client, now=now)
-            except TokenError as exc:
-                logger.info("linkwarn: ignoring a proceed pass: %s", exc)
-                continue
-            if granted.entry_key == entry.key:
-                return True
-        return False
-
     async def _answer_candidates(
         self,
         flow: http.HTTPFlow,
@@ -303,7 +263,7 @@ class Linkwarn:
                 return  # failing closed
             if verdict is None or verdict.entry is None:
                 continue
-            has_pass = self._has_pass(flow, passes, verdict.entry)
+            has_pass = self.passes.holds(flow, passes, verdict.entry)
             outcome = answer(verdict.entry.action, kind, has_pass=has_pass, proceed_allowed=settings.proceed)
             if chosen is None or _SEVERITY[outcome] > _SEVERITY[chosen[0]]:
                 chosen = (outcome, verdict)
@@ -391,7 +351,7 @@ class Linkwarn:
             if pending is not None:
                 await pending
             return
-        problem = self._code_problem(flow, code or "", entry)
+        problem = self.passes.code_problem(flow, code or "", entry)
         if problem is None:
             self._grant_pass(flow, verdict, url)
             return
@@ -434,38 +394,12 @@ class Linkwarn:
         if flow.response is not None:
             self.share.resend.pop(flow.id, None)
 
-    def _code_problem(self, flow: http.HTTPFlow, code: str, entry: Entry) -> str | None:
-        now = time.time()
-        try:
-            token = verify(self.runtime.secret, code, purpose=Purpose.CODE, client=client_of(flow), now=now)
-        except TokenError as exc:
-            return str(exc)
-        if token.entry_key != entry.key:
-            return "minted for another entry"
-        if not self.runtime.use_code(token.nonce, token.expires_at, now):
-            return "already used"
-        return None
-
     def _grant_pass(self, flow: http.HTTPFlow, verdict: Verdict, url: str) -> None:
-        entry, winner = verdict.entry, verdict.winner
-        assert entry is not None
-        assert winner is not None
-        settings = self.runtime.require_settings()
-        seconds = settings.proceed_seconds
-        token = Token(Purpose.PASS, client_of(flow), entry.key, int(time.time()) + seconds)
-        attributes = [f"{PASS_COOKIE}={mint(self.runtime.secret, token)}", "Path=/", f"Max-Age={seconds}",
-                      "HttpOnly", "SameSite=Lax"]  # fmt: skip
-        if flow.request.scheme == "https":
-            attributes.append("Secure")
-        # A pass for a whole domain entry is sent to every host under it.
-        host = winner.expression.rstrip("/")
-        request_host = flow.request.pretty_host.lower().rstrip(".")
-        if "/" not in host and request_host.endswith("." + host) and not host.replace(".", "").isdigit():
-            attributes.append(f"Domain={host}")
+        assert verdict.entry is not None
         flow.metadata[METADATA_KEY] = Decision.of(
-            entry, verdict.canonical.url, Answer.FORWARD, proceeded=True, answered=True
+            verdict.entry, verdict.canonical.url, Answer.FORWARD, proceeded=True, answered=True
         )
-        respond(flow, redirect_response(url, set_cookie="; ".join(attributes)))
+        respond(flow, redirect_response(url, set_cookie=self.passes.cookie(flow, verdict)))
 
     # -- other answers ------------------------------------------------------------------
 

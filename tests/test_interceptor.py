@@ -14,8 +14,9 @@ from mitmproxy.test import taddons
 
 from blocklists import Action, Checker, Entry, Store, key_of
 from proxy_addon.answers import METADATA_KEY, Decision
-from proxy_addon.interceptor import PASS_COOKIE, Linkwarn, strip_code
+from proxy_addon.interceptor import Linkwarn
 from proxy_addon.origin import CODE_PARAM, add_code
+from proxy_addon.passes import PASS_COOKIE
 from proxy_addon.policy import Answer
 from proxy_addon.runtime import Runtime
 from proxy_addon.tokens import Purpose, Token, mint
@@ -282,14 +283,6 @@ async def test_a_code_for_an_unlisted_url_is_left_to_that_site(proxy: Proxy) -> 
     flow = await proxy.request(url, headers=NAVIGATE)
     assert flow.response is None
     assert flow.request.url == url
-
-
-def test_strip_code_keeps_the_rest_of_the_query() -> None:
-    assert strip_code(f"/a?{CODE_PARAM}=c") == ("/a", "c")
-    assert strip_code(f"/a?x=1&{CODE_PARAM}=c") == ("/a?x=1", "c")
-    assert strip_code(f"/a?{CODE_PARAM}=c&x=1") == ("/a?x=1", "c")
-    assert strip_code(f"/a?x=1&{CODE_PARAM}=c&y=2") == ("/a?x=1&y=2", "c")
-    assert strip_code("/a?x=1") == ("/a?x=1", None)
 
 
 async def test_a_fleet_sharing_the_secret_accepts_each_others_passes(tmp_path: Path) -> None:
