@@ -93,6 +93,7 @@ async def main() -> None:
         print(f"load: {args.connections} connections, half HTTPS, {args.seconds:.0f} s per proxy\n")
         bare_result, bare_rss = await bare(args, work, plain, secure)
         show("bare mitmdump", bare_result, args.seconds, bare_rss)
+        marks = plain.mark(), secure.mark()
         proxy = RunningProxy.start(data, plain.port, secure.port)
         try:
             start = resident_kib(proxy.process.pid)
@@ -101,9 +102,12 @@ async def main() -> None:
         finally:
             proxy.stop()
         show("linkwarn run", ours, args.seconds, rss)
-        seen = {host.split(":")[0] for host, _, _ in plain.server.seen + secure.server.seen}
+        seen = {
+            host.split(":")[0]
+            for host, _, _ in plain.server.seen[marks[0] :] + secure.server.seen[marks[1] :]
+        }
         listed_seen = seen & {"mirror.test", "www.leak.example", "files.example"}
-        print(f"\nlisted hosts the upstreams ever saw: {sorted(listed_seen) or 'none'}")
+        print(f"\nlisted hosts the upstreams saw from linkwarn run: {sorted(listed_seen) or 'none'}")
         # The same mix to both: bare mitmdump forwards the listed URLs too (its "listed through").
         ours_rate = ours.requests / args.seconds
         bare_rate = bare_result.requests / args.seconds
