@@ -14,6 +14,19 @@ from .support.feeds import FeedHost
 from .support.servers import RunningProxy, Upstream
 
 VECTORS = Path(__file__).parent / "vectors"
+E2E_MODULES = frozenset({"test_evasion", "test_faults", "test_feed_e2e", "test_proxy_e2e", "test_runner",
+                         "test_runtime", "test_soak", "test_tunnels"})  # fmt: skip
+BROWSER_MODULES = frozenset({"test_browser_proxy", "test_extension", "test_report"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow kinds, so ``-m "not e2e and not browser"`` is the quick loop."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)
+        elif module in E2E_MODULES or "running_proxy" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
 
 
 def load_vectors(name: str) -> list[dict[str, Any]]:
