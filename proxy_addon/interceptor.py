@@ -375,6 +375,8 @@ class Linkwarn:
         except TokenError as exc:
             post, problem = None, str(exc)
         request.path = path
+        if post is not None and request_urls(flow)[0] != post.url:
+            post, problem = None, "the code is for a post to another address"  # spent all the same
         if post is None:
             logger.info("linkwarn: a send-anyway code was refused: %s", problem)
             if self.runtime.events is not None:

@@ -164,6 +164,26 @@ async def test_a_held_post_belongs_to_its_client(proxy: Proxy) -> None:
     assert page.response.status_code == 400
 
 
+async def test_a_share_code_sends_its_post_to_its_own_address_only(proxy: Proxy) -> None:
+    flow = await proxy.request(
+        "https://social.example/post", method="POST", headers=FORM, body=post_body("https://leak.test/a")
+    )
+    assert flow.response is not None
+    page = await proxy.request(flow.response.headers["location"], headers=NAVIGATE)
+    await asyncio.sleep(1.05)
+    send = await proxy.post_form("/share/send", {"token": form_value(page, "/share/send")})
+    assert send.response is not None
+    elsewhere = send.response.headers["location"].replace("social.example/post", "other.example/inbox")
+    moved = await proxy.request(elsewhere, headers=NAVIGATE)
+    assert moved.response is not None
+    assert moved.response.status_code == 403
+    assert moved.request.method == "GET"  # the held post was not put in its place
+    # ... and the code is spent: the real address does not get it either.
+    real = await proxy.request(send.response.headers["location"], headers=NAVIGATE)
+    assert real.response is not None
+    assert real.response.status_code == 403
+
+
 async def test_a_junk_share_code_is_refused_and_nothing_is_sent(proxy: Proxy) -> None:
     flow = proxy.flow("https://social.example/post?linkwarn-share-code=junk", method="POST",
                       headers={"content-type": "text/plain"}, body=b"x")  # fmt: skip
