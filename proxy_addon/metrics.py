@@ -14,11 +14,9 @@ source shown as ``feed:<feed id>``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -27,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from blocklists import Action
 from proxy_addon.policy import RequestKind
+from proxy_addon.status import store_bytes
 
 if TYPE_CHECKING:
     from blocklists import Store
@@ -212,19 +211,9 @@ class Metrics:
                 if name.startswith("feed:"):
                     name = "feed:" + names.get(name[5:], "unknown")
                 figures.entries_by_source[name] = source.entries
-            figures.store_bytes = _size(store.path)
+            figures.store_bytes = store_bytes(store.path)
         self.figures = figures
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
-
-
-def _size(path: Path) -> int:
-    total = 0
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            total += os.stat(f"{path}{suffix}").st_size
-        except OSError:
-            continue
-    return total

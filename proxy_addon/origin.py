@@ -383,17 +383,25 @@ class OwnOrigin:
             self._refuse(flow, t, "refused_token", why=str(exc))
             return None
 
+    def _clicked(
+        self, flow: http.HTTPFlow, t: Texts, purpose: Purpose, button: str
+    ) -> tuple[dict[str, str] | None, Token | None]:
+        """The form and token of a person's click on *button*: posted by the own origin's page, with a
+        genuine token of *purpose*, not sooner than `MIN_DWELL` after the page was served; else refused."""
+        form = self._same_origin_form(flow, t)
+        token = None if form is None else self._token(flow, t, form, purpose)
+        if token is not None and time.time() * 1000 - token.issued_ms < MIN_DWELL * 1000:
+            self._record_refusal(flow, f"{button} pressed sooner than a person could have read the page")
+            self._refuse(flow, t, "refused_too_fast")
+            token = None
+        return form, token
+
     async def _proceed(self, flow: http.HTTPFlow, t: Texts) -> None:
         settings = self.runtime.require_settings()
-        form = self._same_origin_form(flow, t)
-        token = None if form is None else self._token(flow, t, form, Purpose.PROCEED)
+        form, token = self._clicked(flow, t, Purpose.PROCEED, "Proceed")
         if form is None or token is None:
             return
         now = time.time()
-        if now * 1000 - token.issued_ms < MIN_DWELL * 1000:
-            self._record_refusal(flow, "Proceed pressed sooner than a person could have read the page")
-            self._refuse(flow, t, "refused_too_fast")
-            return
         verdict = await self._current(token)
         if verdict is None or verdict.entry is None:
             self._refuse(flow, t, "refused_scope")
@@ -472,15 +480,10 @@ class OwnOrigin:
 
     async def _share_send(self, flow: http.HTTPFlow, t: Texts) -> None:
         """Send anyway: back to the post's own URL with a one-time code the proxy consumes."""
-        form = self._same_origin_form(flow, t)
-        token = None if form is None else self._token(flow, t, form, Purpose.SHARE_SEND)
+        form, token = self._clicked(flow, t, Purpose.SHARE_SEND, "Send anyway")
         if form is None or token is None:
             return
         now = time.time()
-        if now * 1000 - token.issued_ms < MIN_DWELL * 1000:
-            self._record_refusal(flow, "Send anyway pressed sooner than a person could have read the page")
-            self._refuse(flow, t, "refused_too_fast")
-            return
         post = self.runtime.held_posts.get(token.nonce, now)
         if post is None or post.client != client_of(flow) or post.action != "warn":
             flow.response = self._message(t, 410, "expired_title", "share_expired")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mitmproxy.utils import human
+
 from blocklists import default_data_dir
 from blocklists.entry import parse_duration
 from blocklists.feed import FeedError
@@ -321,10 +323,13 @@ def _duration(options: Any, name: str) -> int:
 
 def _size(options: Any, name: str) -> int:
     value = str(getattr(options, name)).strip().lower()
-    match = re.fullmatch(r"(\d+)([kmg]?)b?", value)
-    if match is None:
+    try:
+        size = human.parse_size(value)
+    except ValueError:
+        size = None
+    if size is None:
         raise ValueError(f"{name} must be a size such as 256k or 1m, not {value!r}")
-    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2)]
+    return size
 
 
 def _sites(values: Sequence[str]) -> tuple[str, ...]:
