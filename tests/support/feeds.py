@@ -16,6 +16,8 @@ from blocklists import Action, Entry
 from blocklists.feed import publish
 from blocklists.feedserver import FeedRequestHandler
 
+ENDLESS_CHUNKS = 1600  # of 64 KiB: 100 MB
+
 
 class MisbehavingHandler(FeedRequestHandler):
     """Serves the feed directory, or fails the way the server's ``mode`` says."""
@@ -45,7 +47,8 @@ class MisbehavingHandler(FeedRequestHandler):
         super().do_GET()
 
     def _hostile(self, mode: str) -> None:
-        """trickle: a byte every 0.1 s for a minute; endless: 10 MB with no length;
+        """trickle: a byte every 0.1 s for a minute; endless: 100 MB with no length (far more than the
+        kernel buffers between two local sockets hold, so a client that stops reading stops it);
         compressed: the real manifest gzip'd under Content-Encoding: gzip."""
         self.send_response(200)
         if mode == "compressed":
@@ -59,7 +62,7 @@ class MisbehavingHandler(FeedRequestHandler):
         self.end_headers()
         self.close_connection = True
         try:
-            for _ in range(600 if mode == "trickle" else 160):
+            for _ in range(600 if mode == "trickle" else ENDLESS_CHUNKS):
                 self.wfile.write(b"x" if mode == "trickle" else b"x" * 65536)
                 self.wfile.flush()
                 self.server.sent += 1
