@@ -10,6 +10,11 @@ On a prefix hit, `Checker.confirm` reads the full keys from the store and
 `decide` picks the winner. `reload` builds a new index from the store and
 swaps it in with one assignment, so a lookup sees the old index or the new
 one, never half of either.
+
+`Checker.reads_host` answers the question a TLS connection asks before it is
+decrypted: could any entry match a URL on this host? Entries carry a host
+marker (`entry.host_marker`); a second index holds those, and the host and
+its parent domains are looked up in it as a URL's expressions are in the first.
 """
 
 from __future__ import annotations
@@ -17,40 +22,83 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .canonical import Canonical, canonicalize_partial, canonicalize_traced, expressions_of
-from .entry import key_of
+from .canonical import Canonical, canonicalize_partial, canonicalize_traced, expressions_of, host_expressions
+from .entry import EntryRow, key_of
 from .errors import InvalidURL
 from .index import PrefixIndex
 from .matching import Verdict, decide
 from .store import Store
 
-__all__ = ["Checker", "Prefiltered"]
+__all__ = ["Checker", "HostIndex", "Prefiltered"]
 
 Prefiltered = tuple[Canonical, list[str], list[tuple[str, bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class HostIndex:
+    """The host markers, and how many entries have none (their host is unknown)."""
+
+    markers: PrefixIndex
+    unmarked: int
+
+    def reads(self, host: str, is_ip: bool) -> bool:
+        """Whether an entry could match under *host* (canonical): its own marker or a parent's.
+
+        With any unmarked entry, every host might be the one it lists.
+        """
+        return self.unmarked > 0 or bool(self.markers.hits(host_expressions(host, is_ip)))
 
 
 class Checker:
     def __init__(self, store: Store, index: PrefixIndex | None = None) -> None:
         self.store = store
         self.index = index  # None until loaded: then the store answers every lookup
+        self.hosts: HostIndex | None = None  # None until loaded: then every host is read
 
     async def reload(self) -> PrefixIndex:
-        """Rebuild the index from the store and swap it in."""
-        data = await self.store.key_prefixes()
+        """Rebuild the indexes from the store and swap them in."""
+        keys, markers = await self.store.key_prefixes()
+        unmarked = await self.store.unmarked_count()
         # Built in a worker thread: the bucket table of a large index takes a
         # noticeable fraction of a second, which requests must not wait for.
-        index = await asyncio.to_thread(PrefixIndex.from_prefix_bytes, data)
-        self.index = index
+        index = await asyncio.to_thread(PrefixIndex.from_prefix_bytes, keys)
+        hosts = HostIndex(await asyncio.to_thread(PrefixIndex.from_prefix_bytes, markers), unmarked)
+        self.hosts, self.index = hosts, index
         return index
 
-    async def refresh(self, added: Sequence[bytes] | None = None) -> PrefixIndex:
-        """After the store changed: merge *added* keys into a new index, or (None) rebuild; then swap."""
-        if added is None or self.index is None:
+    async def refresh(self, added: Sequence[EntryRow] | None = None) -> PrefixIndex:
+        """After the store changed: merge *added* rows into new indexes, or (None) rebuild; then swap.
+
+        A row without an expression or a marker is a host nobody knows: rebuild,
+        so that `HostIndex.unmarked` counts it.
+        """
+        if added is None or self.index is None or self.hosts is None:
             return await self.reload()
-        index = await asyncio.to_thread(self.index.with_keys, added)
-        self.index = index
+        if any(row[1] is None and row[9] is None and row[2] != "allow" for row in added):
+            return await self.reload()
+        index = await asyncio.to_thread(self.index.with_keys, [row[0] for row in added])
+        markers = await asyncio.to_thread(
+            self.hosts.markers.with_prefixes, [row[9] for row in added if row[9] is not None]
+        )
+        self.hosts, self.index = HostIndex(markers, self.hosts.unmarked), index
         return index
+
+    def reads_host(self, name: str) -> bool:
+        """Whether a TLS connection to the host *name* must be decrypted: could any entry match there?
+
+        No I/O. True until the indexes are loaded, and for a name that cannot
+        be read as a host (doubt is never a pass).
+        """
+        hosts = self.hosts
+        if hosts is None:
+            return True
+        try:
+            canonical = canonicalize_traced(f"http://[{name}]/" if ":" in name else f"http://{name}/")
+        except InvalidURL:
+            return True
+        return hosts.reads(canonical.host, canonical.is_ip)
 
     def prefilter(self, url: str) -> Prefiltered:
         """Canonical URL, its expressions, and those whose prefix is listed.

@@ -16,15 +16,19 @@ __all__ = [
     "Entry",
     "EntryRow",
     "expression_for",
+    "host_marker",
     "key_of",
+    "marker_of",
     "parse_duration",
     "parse_time",
 ]
 
 
-# key, expression, action, reason, category, incident, added_at, expires_at, require_reason
+# key, expression, action, reason, category, incident, added_at, expires_at, require_reason, marker
 # (the order of `rows.VALUE_COLUMNS` after the key)
-EntryRow = tuple[bytes, str | None, str, str, str, str, int, int | None, bool]
+EntryRow = tuple[bytes, str | None, str, str, str, str, int, int | None, bool, bytes | None]
+
+MARKER_BYTES = 8
 
 
 class Action(StrEnum):
@@ -49,6 +53,23 @@ def key_of(expression: str) -> bytes:
     return hashlib.sha256(expression.encode("utf-8")).digest()
 
 
+def host_marker(host: str) -> bytes:
+    """The marker of *host*: "some entry lists this host or a path on it", and nothing more.
+
+    The first 8 bytes of SHA-256 of the bare host name. No expression hashes
+    to it, since every expression has a ``/`` after its host. The proxy reads
+    (decrypts) a TLS connection only when one of its host names, or a parent
+    domain, has a marker; a hashed feed publishes each entry's marker, so it
+    says which hosts to read without saying which paths are listed.
+    """
+    return hashlib.sha256(host.encode("utf-8")).digest()[:MARKER_BYTES]
+
+
+def marker_of(expression: str) -> bytes:
+    """The marker of the host an *expression* lists (see `host_marker`)."""
+    return host_marker(expression.partition("/")[0])
+
+
 def expression_for(target: str) -> str:
     """The expression that lists *target*: a host, a URL prefix or a page.
 
@@ -71,7 +92,10 @@ class Entry:
 
     The plaintext expression is optional: a hashed feed carries only keys.
     Times are whole seconds since the epoch. *require_reason*: a person who
-    proceeds past this entry's warning must type why.
+    proceeds past this entry's warning must type why. *marker*: the
+    `host_marker` of the entry's host; derived from the expression when there
+    is one, published alongside the key by a hashed feed, None when nobody
+    knows the host (a hashed entry from a list without markers).
     """
 
     key: bytes
@@ -85,10 +109,15 @@ class Entry:
     expires_at: int | None = None
     local: bool = True  # False for an entry that came from a feed
     require_reason: bool = False
+    marker: bytes | None = None
 
     def __post_init__(self) -> None:
         if len(self.key) != 32:
             raise ValueError(f"an entry key is 32 bytes of SHA-256, got {len(self.key)}")
+        if self.expression is not None:
+            object.__setattr__(self, "marker", marker_of(self.expression))
+        elif self.marker is not None and len(self.marker) != MARKER_BYTES:
+            raise ValueError(f"a host marker is {MARKER_BYTES} bytes, got {len(self.marker)}")
 
     @classmethod
     def listing(cls, expression: str, action: Action, **metadata: object) -> Entry:
@@ -101,7 +130,7 @@ class Entry:
     def row(self) -> EntryRow:
         """The plain-tuple form bulk paths use: no object per entry for the collector to walk."""
         return (self.key, self.expression, str(self.action), self.reason, self.category, self.incident,
-                self.added_at, self.expires_at, self.require_reason)  # fmt: skip
+                self.added_at, self.expires_at, self.require_reason, self.marker)  # fmt: skip
 
     @property
     def label(self) -> str:

@@ -23,7 +23,9 @@ re-serialization of its ``signed`` object, is read only by ``publish``, from
 the local directory, to carry an old feed on to format 2.)
 
 An entry line: ``k`` key (hex), ``a`` action, ``t`` added, and when set ``e``
-expression (not in a hashed feed), ``r`` reason, ``c`` category, ``i``
+expression (not in a hashed feed), ``m`` the host marker (in a hashed feed:
+`entry.host_marker`, 16 hex digits, so a proxy knows which hosts to decrypt
+without learning which paths are listed), ``r`` reason, ``c`` category, ``i``
 incident, ``x`` expiry, ``q`` true when proceeding needs a typed reason
 (absent means false). A diff line ``{"op": "del", "k": ...}`` removes a key.
 
@@ -61,7 +63,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .canonical import canonicalize_traced, expressions, expressions_of
-from .entry import Action, Entry, EntryRow, key_of
+from .entry import MARKER_BYTES, Action, Entry, EntryRow, key_of, marker_of
 from .errors import InvalidURL, LinkwarnError
 from .matching import decide
 
@@ -425,10 +427,12 @@ _ACTIONS = frozenset(str(action) for action in Action)
 
 
 def _row_json(row: EntryRow, hashed: bool) -> dict[str, Any]:
-    key, expression, action, reason, category, incident, added_at, expires_at, require_reason = row
+    key, expression, action, reason, category, incident, added_at, expires_at, require_reason, marker = row
     out: dict[str, Any] = {"k": key.hex(), "a": action, "t": added_at}
     if expression is not None and not hashed:
         out["e"] = expression
+    elif marker is not None:
+        out["m"] = marker.hex()
     out.update({name: value for name, value in (("r", reason), ("c", category), ("i", incident)) if value})
     if expires_at is not None:
         out["x"] = expires_at
@@ -450,9 +454,17 @@ def _row(item: dict[str, Any]) -> EntryRow:
         raise ValueError(f"bad entry {item['k']!r}")
     if type(added_at) is not int or not (expires_at is None or type(expires_at) is int):
         raise ValueError(f"bad times in entry {item['k']!r}")
-    if expression is not None and type(expression) is not str:
-        raise ValueError(f"bad expression in entry {item['k']!r}")
-    return (key, expression, action, reason, category, incident, added_at, expires_at, require_reason)
+    if expression is not None:
+        if type(expression) is not str:
+            raise ValueError(f"bad expression in entry {item['k']!r}")
+        marker = marker_of(expression)
+    elif (published := get("m")) is not None:
+        if type(published) is not str or len(published) != 2 * MARKER_BYTES:
+            raise ValueError(f"bad host marker in entry {item['k']!r}")
+        marker = bytes.fromhex(published)
+    else:
+        marker = None
+    return (key, expression, action, reason, category, incident, added_at, expires_at, require_reason, marker)
 
 
 _PIECE = 1 << 15  # compressed bytes per step: about 100 KB of lines to parse at a time

@@ -61,17 +61,23 @@ class PrefixIndex:
         return cls(array("Q", sorted({_PREFIX(key)[0] for key in keys})))
 
     def with_keys(self, keys: Iterable[bytes]) -> PrefixIndex:
-        """A new index that also holds *keys*' prefixes (the original is unchanged).
+        """A new index that also holds *keys*' prefixes (see `with_prefixes`)."""
+        return self.with_prefixes(keys)
 
-        For a feed diff: merging a few thousand prefixes into a sorted array is a
-        few slice copies, where rebuilding from the store reads a million rows.
-        Removed keys may keep their prefix until the next full rebuild; that is
-        safe, since every prefix hit is confirmed against the store.
+    def with_prefixes(self, prefixes: Iterable[bytes]) -> PrefixIndex:
+        """A new index that also holds *prefixes* (bytes; the first 8 of each count).
+
+        The original is unchanged. For a feed diff: merging a few thousand
+        prefixes into a sorted array is a few slice copies, where rebuilding
+        from the store reads a million rows. Removed keys may keep their prefix
+        until the next full rebuild; that is safe, since every prefix hit is
+        confirmed against the store (and a host marker kept too long only has
+        a host read that need not be).
         """
         old = self._prefixes
         merged = array("Q")
         start = 0
-        for prefix in sorted({_PREFIX(key)[0] for key in keys}):
+        for prefix in sorted({_PREFIX(raw)[0] for raw in prefixes}):
             at = bisect_left(old, prefix, start)
             merged.extend(old[start:at])
             if at == len(old) or old[at] != prefix:

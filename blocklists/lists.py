@@ -33,7 +33,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from .canonical import MAX_HOSTS, MAX_PATH_PREFIXES, _extractor, registrable_domain
-from .entry import Action, Entry, EntryRow, expression_for, key_of, parse_time
+from .entry import MARKER_BYTES, Action, Entry, EntryRow, expression_for, key_of, marker_of, parse_time
 from .errors import InvalidURL, ListError
 
 __all__ = [
@@ -228,7 +228,7 @@ class ParsedList:
 
 
 def _entry(row: EntryRow, source: str) -> Entry:
-    key, expression, action, reason, category, incident, added_at, expires_at, require_reason = row
+    key, expression, action, reason, category, incident, added_at, expires_at, require_reason, marker = row
     return Entry(
         key=key,
         action=Action(action),
@@ -240,6 +240,7 @@ def _entry(row: EntryRow, source: str) -> Entry:
         added_at=added_at,
         expires_at=expires_at,
         require_reason=require_reason,
+        marker=marker,
     )
 
 
@@ -419,7 +420,8 @@ class _Collector:
                 expression = host + "/"
                 key = sha256(expression.encode()).digest()
                 if key not in self.rows:
-                    self.rows[key] = ((key, expression, *self.base), line)
+                    marker = sha256(host.encode()).digest()[:MARKER_BYTES]  # `entry.host_marker`
+                    self.rows[key] = ((key, expression, *self.base, marker), line)
                     return
             self._checked(line, host, "/", registrable, overrides)
         elif urls and ("/" in name or ":" in name):
@@ -503,6 +505,7 @@ class _Collector:
             added_at,
             expires_at,
             require_reason,
+            None if expression is None else marker_of(expression),
         )
         previous = self.rows.get(key)
         if previous is None:

@@ -21,12 +21,12 @@ __all__ = ["ROWS_PER_INSERT", "STAGED_TABLE", "VALUE_COLUMNS", "grouped", "stage
 
 STAGED_TABLE = "staged"
 # An EntryRow's columns after its key, in its order (see `Entry.row`).
-VALUE_COLUMNS = "expression, action, reason, category, incident, added_at, expires_at, require_reason"
+VALUE_COLUMNS = "expression, action, reason, category, incident, added_at, expires_at, require_reason, marker"
 _ROW_MARKS = "(" + ", ".join("?" * (1 + VALUE_COLUMNS.count(",") + 1)) + ")"
 
 # Rows per INSERT statement. Python's sqlite3 spends more on each statement
 # execution than SQLite spends storing a row; 50 rows a statement halve a
-# million-row insert (measured), and their 450 parameters stay under the 999
+# million-row insert (measured), and their 500 parameters stay under the 999
 # that the oldest SQLite allows.
 ROWS_PER_INSERT = 50
 

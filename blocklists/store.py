@@ -37,7 +37,7 @@ from typing import Any, Self
 
 import aiosqlite
 
-from .entry import Action, Entry, EntryRow
+from .entry import Action, Entry, EntryRow, marker_of
 from .errors import StoreError
 from .rows import ROWS_PER_INSERT, STAGED_TABLE, VALUE_COLUMNS, grouped
 
@@ -112,6 +112,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE entries ADD COLUMN require_reason INTEGER NOT NULL DEFAULT 0
         CHECK (require_reason IN (0, 1));
     """,
+    # 4: each entry's host marker (`entry.host_marker`): which TLS connections must be decrypted.
+    """
+    ALTER TABLE entries ADD COLUMN marker BLOB CHECK (marker IS NULL OR length(marker) = 8);
+    UPDATE entries SET marker = linkwarn_marker(expression) WHERE expression IS NOT NULL;
+    """,
 )
 
 
@@ -173,7 +178,7 @@ class Event:
 _EVENT_COLUMNS = "at, kind, client, action, entry_key, expression, source, url, referrer_host, detail"
 _ENTRY_COLUMNS = (
     "e.key, e.action, e.expression, e.reason, e.category, e.incident, s.name, e.added_at, e.expires_at,"
-    " s.kind, e.require_reason"
+    " s.kind, e.require_reason, e.marker"
 )
 _ENTRY_QUERY = f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN sources s ON s.id = e.source_id"  # noqa: S608
 # Bulk writes in key order touch each B-tree page once; in random order they
@@ -184,7 +189,7 @@ _BATCH = 500  # keys per IN (...) query, under SQLite's variable limit
 
 
 def _entry(row: Any) -> Entry:
-    key, action, expression, reason, category, incident, source, added_at, expires_at, kind, why = row
+    key, action, expression, reason, category, incident, source, added_at, expires_at, kind, why, marker = row
     return Entry(
         key=bytes(key),
         action=Action(action),
@@ -197,7 +202,12 @@ def _entry(row: Any) -> Entry:
         expires_at=expires_at,
         local=kind == "local",
         require_reason=bool(why),
+        marker=None if marker is None else bytes(marker),
     )
+
+
+def _marker_or_none(expression: str | None) -> bytes | None:
+    return None if expression is None else marker_of(expression)
 
 
 def _in_key_order(rows: Sequence[EntryRow]) -> Sequence[EntryRow]:
@@ -224,12 +234,14 @@ def _sorted_rows(entries: Iterable[Entry]) -> list[EntryRow]:
 _PREFIX_CHUNK = 65536  # prefixes per query when the index is read
 
 
-def _read_key_prefixes(path: Path) -> bytes:
-    """One sequential scan of committed data (the table is stored in key order).
+def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
+    """The first 8 bytes of every key, and every distinct host marker; each sorted, concatenated.
 
-    SQLite hex-encodes a chunk of prefixes in one step, without the GIL, and
-    Python decodes the text: no Python object per key, so the event loop
-    barely notices a million of them being read.
+    Keys: one sequential scan of committed data (the table is stored in key
+    order). SQLite hex-encodes a chunk at a time, without the GIL, and Python
+    decodes the text: no Python object per key, so the event loop barely
+    notices a million of them being read. Markers: SQLite sorts and
+    deduplicates them in one query, without the GIL too.
     """
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
@@ -242,14 +254,22 @@ def _read_key_prefixes(path: Path) -> bytes:
                 (after, _PREFIX_CHUNK),
             ).fetchone()
             if last is None:
-                return b"".join(parts)
-            chunk = bytes.fromhex(text)
-            # SQLite before 3.44 does not promise group_concat's order; it keeps it in
-            # practice, and an index out of order would miss entries: check.
-            parts.append(chunk if _ascending(chunk) else _sorted_prefixes(chunk))
+                break
+            parts.append(_in_order(bytes.fromhex(text)))
             after = last
+        (markers,) = db.execute(
+            "SELECT group_concat(hex(marker), '') FROM"
+            " (SELECT DISTINCT marker FROM entries WHERE marker IS NOT NULL ORDER BY marker)"
+        ).fetchone()
+        return b"".join(parts), _in_order(bytes.fromhex(markers or ""))
     finally:
         db.close()
+
+
+def _in_order(chunk: bytes) -> bytes:
+    # SQLite before 3.44 does not promise group_concat's order; it keeps it in
+    # practice, and an index out of order would miss entries: check.
+    return chunk if _ascending(chunk) else _sorted_prefixes(chunk)
 
 
 def _ascending(prefixes: bytes) -> bool:
@@ -267,11 +287,13 @@ _UPSERT_TAIL = (
     " ON CONFLICT (key, source_id) DO UPDATE SET"
     " expression = coalesce(excluded.expression, expression), action = excluded.action,"
     " reason = excluded.reason, category = excluded.category, incident = excluded.incident,"
-    " expires_at = excluded.expires_at, require_reason = excluded.require_reason"
+    " expires_at = excluded.expires_at, require_reason = excluded.require_reason,"
+    " marker = coalesce(excluded.marker, marker)"
     " WHERE action IS NOT excluded.action OR reason IS NOT excluded.reason"
     " OR category IS NOT excluded.category OR incident IS NOT excluded.incident"
     " OR expires_at IS NOT excluded.expires_at OR require_reason IS NOT excluded.require_reason"
     " OR (expression IS NULL AND excluded.expression IS NOT NULL)"
+    " OR (marker IS NULL AND excluded.marker IS NOT NULL)"
 )
 
 
@@ -476,6 +498,8 @@ class Store:
             await db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             # Foreign keys are declared but not enforced: entries only ever get a
             # source id from Transaction.source_id, and enforcement costs 15 % of a bulk insert.
+            # Migration 4 derives markers from the expressions already stored.
+            await db.create_function("linkwarn_marker", 1, _marker_or_none, deterministic=True)
             await self._migrate(db)
             self._data_version = int(await _one(db, "PRAGMA data_version"))
         except sqlite3.DatabaseError as exc:
@@ -633,6 +657,21 @@ class Store:
     async def count(self) -> int:
         return int(await _one(self._read(), "SELECT count(*) FROM entries") or 0)
 
+    async def unmarked_count(self) -> int:
+        """Entries whose host nobody knows (hashed, no marker), allow entries aside.
+
+        The proxy cannot tell which TLS connections such an entry could match,
+        so while there is one it reads them all.
+        """
+        return int(
+            await _one(
+                self._read(),
+                "SELECT count(*) FROM entries"
+                " WHERE marker IS NULL AND expression IS NULL AND action != 'allow'",
+            )
+            or 0
+        )
+
     async def event_summary(self) -> tuple[int, float | None]:
         """How many events are stored, and when the oldest was."""
         async with self._read().execute("SELECT count(*), min(at) FROM events") as cursor:
@@ -676,11 +715,12 @@ class Store:
         """Every entry, from every source, whose full key is one of *keys* (committed data)."""
         return await _lookup(self._read(), keys)
 
-    async def key_prefixes(self) -> bytes:
-        """The first 8 bytes of every key, in key order, concatenated: what the index is built from.
+    async def key_prefixes(self) -> tuple[bytes, bytes]:
+        """What the indexes are built from: every key's first 8 bytes and every host marker.
 
-        Read in a worker thread, over a connection of its own, as hex text that
-        SQLite builds a chunk at a time (see `_read_key_prefixes`).
+        Each sorted and concatenated; read in a worker thread, over a
+        connection of its own, as hex text that SQLite builds a chunk at a
+        time (see `_read_key_prefixes`).
         """
         if self._writer is None:
             raise StoreError("the store is not open")

@@ -144,7 +144,7 @@ class FeedSyncer:
         store: Store,
         subscription: FeedSubscription,
         client: httpx.AsyncClient,
-        on_change: Callable[[Sequence[bytes] | None], Awaitable[object]] | None = None,
+        on_change: Callable[[Sequence[EntryRow] | None], Awaitable[object]] | None = None,
         poll_interval: float = DEFAULT_POLL,
         deadline: float = DOWNLOAD_DEADLINE,
     ) -> None:
@@ -154,7 +154,7 @@ class FeedSyncer:
         self.on_change = on_change
         self.poll_interval = max(poll_interval, MIN_POLL)
         self.deadline = deadline
-        self._added: list[bytes] = []
+        self._added: list[EntryRow] = []
 
     async def sync_once(self, progress: Progress | None = None) -> SyncOutcome:
         """One sync. Never raises for a bad feed: the outcome and the store say what happened."""
@@ -181,7 +181,7 @@ class FeedSyncer:
             url, outcome.result, outcome.version, outcome.entries, stale,
         )  # fmt: skip
         if outcome.changed and self.on_change is not None:
-            # After diffs, the keys they added; after a snapshot, None: rebuild everything.
+            # After diffs, the rows they added; after a snapshot, None: rebuild everything.
             await self.on_change(self._added if outcome.result == "diffs" else None)
         return outcome
 
@@ -250,7 +250,7 @@ class FeedSyncer:
                 merged[row[0]] = row
             for key in removals:
                 merged[key] = None
-        self._added = [key for key, row in merged.items() if row is not None]
+        self._added = [row for row in merged.values() if row is not None]
         return await self.store.apply_feed(
             self.subscription.source,
             upserts=[row for row in merged.values() if row is not None],

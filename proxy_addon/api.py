@@ -286,6 +286,7 @@ class Api:
             actions=behaviour_table(),
             events=None if runtime.events is None else runtime.events.health(),
             refused={"reports": runtime.report_limits.refused, "api": runtime.api_limits.refused},
+            connections=runtime.connections.as_json(),
         )
         return JSONResponse(report, headers=_HEADERS)
 

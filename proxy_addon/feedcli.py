@@ -262,6 +262,20 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: 
     print(f"store: {stored['bytes']} bytes, {stored['events']} events{oldest}", file=out)
     if proxy:
         print(f"proxy running (pid {proxy['pid']}), listening on {', '.join(proxy['listen'])}", file=out)
+        counts = proxy.get("connections")
+        if counts:
+            print(
+                f"  TLS connections: {counts['decrypted']} decrypted, {counts['passed_through']} passed "
+                f"through untouched ({counts['closed_on_list_change']} closed when the lists changed)",
+                file=out,
+            )
+        events = proxy.get("events") or {}
+        if events.get("write_error"):
+            print(
+                f"  EVENTS ARE NOT BEING STORED: {events['write_error']} ({events['queued']} queued, "
+                f"{events['dropped']} dropped)",
+                file=out,
+            )
     else:
         print("proxy not running", file=out)
     return 0

@@ -25,7 +25,7 @@ from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import layer, layers
 from mitmproxy.utils import human
 
@@ -48,6 +48,7 @@ from proxy_addon.origin import CODE_PARAM, SHARE_CODE_PARAM, OwnOrigin
 from proxy_addon.passes import Passes, strip_code, take_passes
 from proxy_addon.policy import BEHAVIOUR, Answer, RequestKind, answer, may_proceed
 from proxy_addon.runtime import ListsUnavailable, Runtime
+from proxy_addon.selective import Selective
 from proxy_addon.settings import add_options, parse_settings
 from proxy_addon.share import ShareGuard
 from proxy_addon.tokens import Purpose, TokenError, verify
@@ -111,6 +112,7 @@ class Linkwarn:
         self.origin = OwnOrigin(self.runtime)
         self.share = ShareGuard(self.runtime)
         self.passes = Passes(self.runtime)
+        self.selective = Selective(self.runtime)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -169,6 +171,13 @@ class Linkwarn:
         if self.share.eligible(flow):
             return self.share.check(flow, navigation=request_kind(flow.request) is RequestKind.NAVIGATION)
         return None
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Decrypt only what must be read: every other TLS connection passes as an untouched tunnel."""
+        self.selective.tls_clienthello(data)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.selective.client_disconnected(client)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> Coroutine[Any, Any, None] | None:
         """A tunnel mitmproxy would relay untouched (ignored, or raw TCP) to a listed host is closed."""

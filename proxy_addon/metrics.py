@@ -157,6 +157,16 @@ class Metrics:
             buckets=LOOKUP_BUCKETS,
             registry=r,
         )
+        self.tls_connections = Counter(
+            "linkwarn_tls_connections",
+            "TLS connections by how they were handled: decrypted (an entry could match the host, a share "
+            "site, or full interception), passed (relayed untouched), closed (passed, then closed when the "
+            "lists changed)",
+            ["handling"],
+            registry=r,
+        )
+        for handling in ("decrypted", "passed", "closed"):
+            self.tls_connections.labels(handling)
         self.syslog_lost = Counter(
             "linkwarn_syslog_dropped", "Events not sent to syslog because its queue was full", registry=r
         )

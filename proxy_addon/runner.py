@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from proxy_addon.runtime import Runtime
 
 __all__ = ["add_run_arguments", "run"]
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE_INTERVAL = 2.0  # seconds between updates of run.json's live figures
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +88,7 @@ class _Banner:
     def __init__(self, out: TextIO, data_dir: Path, confdir: Path, runtime: Runtime) -> None:
         self.out, self.data_dir, self.confdir, self.runtime = out, data_dir, confdir, runtime
         self.run_file = data_dir / RUN_FILE
+        self.info: dict[str, Any] = {}
         self._freezing: asyncio.Task[None] | None = None
 
     def done(self) -> None:
@@ -98,13 +104,14 @@ class _Banner:
         api = ctx.master.addons.get("localapi")
         monitoring = ctx.master.addons.get("monitoring")
         metrics = monitoring.address if monitoring else None
-        info = {
+        self.info = {
             "pid": os.getpid(),
             "listen": addresses.split(", "),
             "api": api.address if api else None,
             "metrics": metrics,
         }
-        self.run_file.write_text(json.dumps(info))
+        self._write_run_file()
+        self.runtime.spawn(self._keep_run_file(), "linkwarn-run-file")
         api_line = (
             f"  local API for the extension: {api.address} (its token is in {api.token_file})\n"
             if api and api.address
@@ -124,6 +131,32 @@ class _Banner:
             flush=True,
         )
         self._freezing = self.runtime.spawn(self._freeze_when_loaded(), "linkwarn-gc-freeze")
+
+    def _write_run_file(self) -> None:
+        """run.json: where this proxy listens, and how it is doing now (for ``linkwarn status``).
+
+        Counts only, never a host: TLS connections passed through and
+        decrypted, the event log's queue and write error. Written whole and
+        renamed into place, so a reader never sees half of it.
+        """
+        events = self.runtime.events
+        live = {
+            **self.info,
+            "updated_at": time.time(),
+            "connections": self.runtime.connections.as_json(),
+            "events": None if events is None else events.health(),
+        }
+        partial = self.run_file.with_suffix(".json.partial")
+        partial.write_text(json.dumps(live))
+        partial.replace(self.run_file)
+
+    async def _keep_run_file(self) -> None:
+        while True:
+            await asyncio.sleep(RUN_FILE_INTERVAL)
+            try:
+                self._write_run_file()
+            except OSError:
+                logger.warning("linkwarn: cannot update %s", self.run_file, exc_info=True)
 
     async def _freeze_when_loaded(self) -> None:
         """Once the lists are loaded, keep the collector from walking them at every full collection.

@@ -20,7 +20,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -28,6 +29,7 @@ import httpx
 
 from blocklists import Canonical, Checker, LinkwarnError, Store, Verdict
 from blocklists.checker import Prefiltered
+from blocklists.entry import EntryRow
 from blocklists.lists import Defaults, ListFormat, parse_list
 from blocklists.sync import FeedSyncer
 from proxy_addon.events import EventLog
@@ -38,7 +40,7 @@ from proxy_addon.settings import SECRET_ENV, Settings
 from proxy_addon.syslog import SyslogExport
 from proxy_addon.tokens import SecretError, load_or_create_secret, secret_from_text
 
-__all__ = ["ListsUnavailable", "Runtime"]
+__all__ = ["ConnectionCounts", "ListsUnavailable", "Runtime"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,25 @@ MAX_SCANNED = 1_000_000  # plaintext entries read to find the ones ignore_hosts 
 
 class ListsUnavailable(LinkwarnError):
     """The lists cannot be used (not loaded, the store failing): the fail mode decides."""
+
+
+@dataclass(slots=True)
+class ConnectionCounts:
+    """TLS connections so far: passed through untouched, decrypted, and passed ones closed later.
+
+    Counts only: no host of a passed-through connection is kept or logged.
+    """
+
+    passed: int = 0
+    decrypted: int = 0
+    closed: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "passed_through": self.passed,
+            "decrypted": self.decrypted,
+            "closed_on_list_change": self.closed,
+        }
 
 
 class Runtime:
@@ -68,6 +89,10 @@ class Runtime:
         self.api_limits = RateLimiter(120, 60)  # the local API's events and reports, per client a minute
         self.held_posts = HeldPosts()  # posts held back for their links (`proxy_addon.share`)
         self.metrics = Metrics()  # counted on the request path, read by the metrics listener
+        self.connections = ConnectionCounts()  # TLS connections passed through and decrypted
+        # Called (no arguments, no awaiting) whenever what must be read may have changed:
+        # an index swapped in, new settings.
+        self.on_lists_changed: list[Callable[[], None]] = []
         # Hosts with path entries that mitmproxy is told not to intercept: their tunnels are closed.
         self.uncheckable_hosts: frozenset[str] = frozenset()
         self._used_codes: dict[str, float] = {}
@@ -88,12 +113,20 @@ class Runtime:
         if self.store is not None:
             self.secret = self._load_secret(settings)  # may raise: the change is then rolled back
         previous, self.settings = self.settings, settings
+        self._lists_changed()
         self.report_limits.limit = settings.reports_per_hour
         untouched = (settings.ignore_hosts, settings.allow_hosts)
         if self.index_ready.is_set() and (
             previous is None or untouched != (previous.ignore_hosts, previous.allow_hosts)
         ):
             self.spawn(self._find_uncheckable(), "linkwarn-uncheckable")
+
+    def _lists_changed(self) -> None:
+        for listener in self.on_lists_changed:
+            try:
+                listener()
+            except Exception:
+                logger.exception("linkwarn: a listener to list changes failed")
 
     def require_settings(self) -> Settings:
         if self.settings is None:
@@ -158,6 +191,7 @@ class Runtime:
             started = time.perf_counter()
             index = await self.checker.reload()
             self.index_ready.set()
+            self._lists_changed()
             logger.info(
                 "linkwarn: %d entries ready in %.2f s from %s",
                 len(index),
@@ -200,11 +234,12 @@ class Runtime:
             syncer = FeedSyncer(store, subscription, self._http, self._reload, settings.feed_interval)
             self.spawn(syncer.run(first_delay=0), f"linkwarn-feed {subscription.url}")
 
-    async def _reload(self, added: Sequence[bytes] | None) -> None:
-        """The store changed: merge *added* keys into a new index, or rebuild (None); then swap."""
+    async def _reload(self, added: Sequence[EntryRow] | None) -> None:
+        """The store changed: merge *added* rows into new indexes, or rebuild (None); then swap."""
         assert self.checker is not None
         started = time.perf_counter()
         index = await self.checker.refresh(added)
+        self._lists_changed()
         if self.store is not None:
             await self.store.release_memory()  # the pages a feed's apply left in SQLite's cache
         logger.info(

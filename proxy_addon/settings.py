@@ -15,6 +15,7 @@ import argparse
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,14 @@ OPTIONS: tuple[Option, ...] = (
            "The largest request body scanned for links (1m, 256k); larger ones pass unscanned.",
            flag="--share-max-body", metavar="SIZE"),
     Option("linkwarn_share_sites", Sequence[str], [],
-           "Scan posts only to these sites (host names; a name covers its subdomains). Default: every site.",
-           flag="--share-site", metavar="HOST", shown_default="every site"),
+           "The sites where posts are scanned for links, and which are decrypted for it, listed or not "
+           "(host names; a name covers its subdomains). Replaces the bundled list of social networks, "
+           "webmail, chat and paste sites (proxy_addon/share_sites.txt); '*' is every site.",
+           flag="--share-site", metavar="HOST", shown_default="the bundled list"),
+    Option("linkwarn_intercept", str, "listed",
+           "Which TLS connections are decrypted: 'listed', only hosts an entry could match and the share "
+           "sites (every other one passes as an untouched tunnel); 'all', every one.",
+           flag="--intercept", choices=("listed", "all")),
 )  # fmt: skip
 
 
@@ -288,16 +295,19 @@ class Settings:
     pac_direct: tuple[str, ...] = ()
     share: bool = True
     share_max_body: int = 1024 * 1024
-    share_sites: tuple[str, ...] = ()
+    share_sites: frozenset[str] = frozenset()
+    share_everywhere: bool = False  # share_sites is '*'
+    intercept_all: bool = False
 
     def scans_posts_to(self, host: str) -> bool:
-        """Whether posts to *host* are scanned for links (`share_sites`, empty: every site)."""
+        """Whether posts to *host* are scanned for links: a share site or a subdomain of one."""
         if not self.share:
             return False
-        host = host.lower().rstrip(".")
-        return not self.share_sites or any(
-            host == site or host.endswith("." + site) for site in self.share_sites
-        )
+        if self.share_everywhere:
+            return True
+        labels = host.lower().rstrip(".").split(".")
+        sites = self.share_sites
+        return any(".".join(labels[at:]) in sites for at in range(len(labels) - 1))
 
     ca_cert: Path | None = None
     events_days: int = 90
@@ -332,14 +342,23 @@ def _size(options: Any, name: str) -> int:
     return size
 
 
-def _sites(values: Sequence[str]) -> tuple[str, ...]:
-    sites = []
-    for value in values:
+def bundled_share_sites() -> list[str]:
+    """The bundled list of sites where people post links (``proxy_addon/share_sites.txt``)."""
+    text = resources.files("proxy_addon").joinpath("share_sites.txt").read_text("utf-8")
+    return [line for line in (raw.split("#", 1)[0].strip() for raw in text.splitlines()) if line]
+
+
+def _sites(values: Sequence[str]) -> tuple[frozenset[str], bool]:
+    """The share sites as given (else the bundled list), and whether they are every site ('*')."""
+    if list(values) == ["*"]:
+        return frozenset(), True
+    sites = set()
+    for value in values or bundled_share_sites():
         site = value.strip().lower().rstrip(".").removeprefix("*.")
         if not _HOST_NAME.match(site):
-            raise ValueError(f"linkwarn_share_sites: {value!r} is not a host name")
-        sites.append(site)
-    return tuple(sites)
+            raise ValueError(f"linkwarn_share_sites: {value!r} is not a host name ('*' alone: every site)")
+        sites.add(site)
+    return frozenset(sites), False
 
 
 def _text(options: Any, name: str) -> str:
@@ -353,6 +372,7 @@ def _text(options: Any, name: str) -> str:
 
 def parse_settings(options: Any) -> Settings:
     """Turn mitmproxy options into `Settings`; raises ValueError naming the bad option."""
+    share_sites, share_everywhere = _sites(options.linkwarn_share_sites)
     seconds = _duration(options, "linkwarn_proceed_ttl")
     if seconds <= 0:
         raise ValueError("linkwarn_proceed_ttl must be longer than zero")
@@ -365,6 +385,8 @@ def parse_settings(options: Any) -> Settings:
         raise ValueError(f"linkwarn_feed_interval must be at least {MIN_FEED_INTERVAL}s")
     if options.linkwarn_fail_mode not in ("open", "closed"):
         raise ValueError(f"linkwarn_fail_mode must be 'open' or 'closed', not {options.linkwarn_fail_mode!r}")
+    if options.linkwarn_intercept not in ("listed", "all"):
+        raise ValueError(f"linkwarn_intercept must be 'listed' or 'all', not {options.linkwarn_intercept!r}")
     secret_text = options.linkwarn_secret
     if secret_text and len(secret_text.strip().encode()) < 16:
         raise ValueError("linkwarn_secret must be at least 16 characters")
@@ -433,7 +455,9 @@ def parse_settings(options: Any) -> Settings:
         pac_direct=pac_direct,
         share=options.linkwarn_share,
         share_max_body=_size(options, "linkwarn_share_max_body"),
-        share_sites=_sites(options.linkwarn_share_sites),
+        share_sites=share_sites,
+        share_everywhere=share_everywhere,
+        intercept_all=options.linkwarn_intercept == "all",
         ca_cert=Path(confdir).expanduser() / "mitmproxy-ca-cert.pem" if confdir else None,
         events_days=options.linkwarn_events_days,
         ignore_hosts=tuple(getattr(options, "ignore_hosts", ()) or ()),

@@ -55,7 +55,13 @@ def running_proxy(
 ) -> Iterator[RunningProxy]:
     """One ``linkwarn run`` per test module, with the bundled sample list."""
     plain, secure = upstreams
-    proxy = RunningProxy.start(tmp_path_factory.mktemp("proxy-data"), plain.port, secure.port)
+    proxy = RunningProxy.start(
+        tmp_path_factory.mktemp("proxy-data"),
+        plain.port,
+        secure.port,
+        *("--share-site", "social.example", "--share-site", "chat.example"),
+        upstream_ca=secure.ca_file,
+    )
     yield proxy
     proxy.stop()
 

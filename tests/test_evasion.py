@@ -118,7 +118,13 @@ def proxy(
     for name in ("linkwarn.sqlite3",):
         (data_dir / name).write_bytes((corpus_store / name).read_bytes())
     started = RunningProxy.start(
-        data_dir, upstreams[0].port, upstreams[1].port, "--no-sample", "--set", "stream_large_bodies=1k"
+        data_dir,
+        upstreams[0].port,
+        upstreams[1].port,
+        "--no-sample",
+        "--set",
+        "stream_large_bodies=1k",
+        upstream_ca=upstreams[1].ca_file,
     )
     yield started
     started.stop()
@@ -177,8 +183,9 @@ def _sni(authority: str) -> str | None:
 class Wire:
     """Raw HTTP/1.1 to the proxy: plain absolute-form, or inside a CONNECT tunnel with TLS."""
 
-    def __init__(self, proxy: RunningProxy) -> None:
+    def __init__(self, proxy: RunningProxy, trust: Path | None = None) -> None:
         self.proxy = proxy
+        self.trust = trust if trust is not None else proxy.trust_file  # the CAs the client trusts
 
     def _read(self, sock: Any) -> tuple[int, dict[str, str]]:
         data = b""
@@ -220,7 +227,7 @@ class Wire:
             raw.sendall(f"CONNECT {connect} HTTP/1.1\r\nHost: {connect}\r\n\r\n".encode())
             if not raw.recv(4096).startswith(b"HTTP/1.1 200"):
                 return 0
-            context = ssl.create_default_context(cafile=str(self.proxy.ca_file))
+            context = ssl.create_default_context(cafile=str(self.trust))
             if sni is None:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
@@ -244,7 +251,7 @@ class Wire:
             raw.sendall(f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             if not raw.recv(4096).startswith(b"HTTP/1.1 200"):
                 return 0
-            context = ssl.create_default_context(cafile=str(self.proxy.ca_file))
+            context = ssl.create_default_context(cafile=str(self.trust))
             context.set_alpn_protocols(["h2"])
             name = sni if sni is not None else _sni(authority)
             if name is None:
@@ -320,6 +327,9 @@ def test_every_case_through_the_running_proxy(
                 status = wire.https(authority, path)
             else:
                 status = wire.h2(authority, path)
+                if status == -1 and not case["expect"]:
+                    # Passed through to the test upstream, which speaks HTTP/1.1 only: ask it that way.
+                    status = wire.https(authority, path)
             assert status != -1, "HTTP/2 was not negotiated"
             contacted = [u.mark() for u in upstreams] != marks
             if case["expect"]:
@@ -389,33 +399,82 @@ def test_every_name_of_a_plain_request_is_checked(
 TUNNELS = [
     ("SNI listed, CONNECT unlisted", "clean.test:443", "mirror.test", "clean.test"),
     ("CONNECT listed, SNI unlisted", "mirror.test:443", "clean.test", "clean.test"),
+]
+# A request naming a listed host inside a tunnel whose every name is unlisted (domain fronting, by
+# a tool: a browser never sends one). Such a tunnel is passed through untouched, unread, unless IT
+# asks for full interception (--intercept all); then it is decrypted and every name is checked.
+FRONTED = [
     ("Host listed inside an unlisted tunnel", "clean.test:443", "clean.test", "mirror.test"),
     ("absolute-form to a listed host inside an unlisted tunnel", "clean.test:443", "clean.test", "ABSOLUTE"),
 ]
 
 
+def _tunnelled(host: str) -> str:
+    if host == "ABSOLUTE":
+        return "GET https://mirror.test/x HTTP/1.1\r\nHost: clean.test\r\nAccept: text/html\r\n\r\n"
+    return f"GET /x HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\n\r\n"
+
+
 @pytest.mark.parametrize(("name", "connect", "sni", "host"), TUNNELS, ids=[t[0] for t in TUNNELS])
-def test_every_name_of_a_tunnelled_request_is_checked(
+def test_every_name_of_a_tunnel_is_checked(
     proxy: RunningProxy, upstreams: tuple[Upstream, Upstream], name: str, connect: str, sni: str, host: str
 ) -> None:
     marks = [u.mark() for u in upstreams]
-    if host == "ABSOLUTE":
-        request = "GET https://mirror.test/x HTTP/1.1\r\nHost: clean.test\r\nAccept: text/html\r\n\r\n"
-    else:
-        request = f"GET /x HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\n\r\n"
-    status = Wire(proxy).tunnel(connect, sni, request)
+    status = Wire(proxy).tunnel(connect, sni, _tunnelled(host))
     assert [u.mark() for u in upstreams] == marks, name
     assert status != 200, name
 
 
-def test_an_h2_authority_naming_a_listed_host_on_an_unlisted_connection(
-    proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]
+@pytest.fixture(scope="module")
+def full_proxy(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream], corpus_store: Path
+) -> Iterator[RunningProxy]:
+    """The same lists with --intercept all: every TLS connection decrypted."""
+    data_dir = tmp_path_factory.mktemp("evasion-full")
+    (data_dir / "linkwarn.sqlite3").write_bytes((corpus_store / "linkwarn.sqlite3").read_bytes())
+    started = RunningProxy.start(
+        data_dir, upstreams[0].port, upstreams[1].port, "--no-sample", "--intercept", "all",
+        upstream_ca=upstreams[1].ca_file,
+    )  # fmt: skip
+    yield started
+    started.stop()
+
+
+@pytest.mark.parametrize(("name", "connect", "sni", "host"), FRONTED, ids=[t[0] for t in FRONTED])
+def test_with_full_interception_every_name_of_a_tunnelled_request_is_checked(
+    full_proxy: RunningProxy,
+    upstreams: tuple[Upstream, Upstream],
+    name: str,
+    connect: str,
+    sni: str,
+    host: str,
 ) -> None:
     marks = [u.mark() for u in upstreams]
-    status = Wire(proxy).h2("clean.test", "/x", extra=[("host", "mirror.test")], sni="clean.test")
+    status = Wire(full_proxy).tunnel(connect, sni, _tunnelled(host))
+    assert [u.mark() for u in upstreams] == marks, name
+    assert status != 200, name
+
+
+@pytest.mark.parametrize(("name", "connect", "sni", "host"), FRONTED, ids=[t[0] for t in FRONTED])
+def test_by_default_an_unlisted_tunnel_is_passed_through_unread(
+    proxy: RunningProxy, upstreams: tuple[Upstream, Upstream], name: str, connect: str, sni: str, host: str
+) -> None:
+    # What the README says a passed-through tunnel can carry: the upstream's own certificate
+    # answered (the client trusts it), and the proxy never read the request inside.
+    secure = upstreams[1]
+    mark = secure.mark()
+    assert Wire(proxy, trust=secure.ca_file).tunnel(connect, sni, _tunnelled(host)) == 200, name
+    assert secure.hosts_since(mark) == {"clean.test" if host == "ABSOLUTE" else host}
+
+
+def test_an_h2_authority_naming_a_listed_host_on_an_unlisted_connection(
+    full_proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    marks = [u.mark() for u in upstreams]
+    status = Wire(full_proxy).h2("clean.test", "/x", extra=[("host", "mirror.test")], sni="clean.test")
     assert [u.mark() for u in upstreams] == marks
     assert status != 200
-    assert Wire(proxy).h2("clean.test", "/fine", sni="clean.test") == 200
+    assert Wire(full_proxy).h2("clean.test", "/fine", sni="clean.test") == 200
 
 
 # -- properties -------------------------------------------------------------------------------

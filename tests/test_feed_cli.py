@@ -212,7 +212,7 @@ def test_publish_carries_require_reason_and_refuses_a_source_read_in_the_wrong_f
     assert linkwarn("feed", "publish", str(source), *args)[0] == 0
     manifest = Manifest.from_json(json.loads(split_manifest((feed / MANIFEST).read_bytes())[1]))
     rows = decode_snapshot((feed / manifest.snapshot.name).read_bytes(), manifest.snapshot.name)
-    assert sorted((row[1], row[-1]) for row in rows) == [("plain.test/", False), ("strict.test/", True)]
+    assert sorted((row[1], row[8]) for row in rows) == [("plain.test/", False), ("strict.test/", True)]
     page = tmp_path / "list.txt"
     page.write_text("<html>\n<body>\nNot Found\n</body>\n</html>\n")
     code, _, err = linkwarn("feed", "publish", str(page), *args)

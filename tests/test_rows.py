@@ -15,7 +15,7 @@ def _rows(count: int) -> list[tuple[object, ...]]:
 def test_value_columns_follow_the_entry_row() -> None:
     (row,) = _rows(1)
     assert len(row) == 1 + len(VALUE_COLUMNS.split(","))
-    assert VALUE_COLUMNS.split(", ")[-1] == "require_reason"
+    assert VALUE_COLUMNS.split(", ")[-2:] == ["require_reason", "marker"]
 
 
 def test_grouped_flattens_full_groups_and_leaves_the_rest() -> None:
@@ -31,4 +31,4 @@ def test_staged_rows_read_back_in_order(tmp_path: Path) -> None:
     stage_rows(rows, tmp_path / "s.sqlite3")  # type: ignore[arg-type]
     db = sqlite3.connect(tmp_path / "s.sqlite3")
     back = db.execute(f"SELECT key, {VALUE_COLUMNS} FROM {STAGED_TABLE} ORDER BY rowid").fetchall()
-    assert [(*r[:-1], bool(r[-1])) for r in back] == rows
+    assert [(*r[:-2], bool(r[-2]), r[-1]) for r in back] == rows

@@ -27,11 +27,12 @@ ENTRIES = [
 ]
 FORM = {"content-type": "application/x-www-form-urlencoded", **NAVIGATE}
 XHR = {"content-type": "application/json", "sec-fetch-dest": "empty", "sec-fetch-mode": "cors"}
+SITES = ["social.example", "chat.example", "canteen.example"]  # where these tests post
 
 
 @pytest.fixture
 async def proxy(tmp_path: Path) -> AsyncIterator[Proxy]:
-    async with proxy_with(tmp_path, ENTRIES) as opened:
+    async with proxy_with(tmp_path, ENTRIES, linkwarn_share_sites=SITES) as opened:
         yield opened
 
 
@@ -138,13 +139,15 @@ async def test_allow_and_audit_links(proxy: Proxy, text: str, held: bool) -> Non
 
 async def test_binary_oversized_and_off_pass_untouched(tmp_path: Path) -> None:
     listed = post_body("http://mirror.test/film")
-    async with proxy_with(tmp_path / "a", ENTRIES, linkwarn_share_max_body="32") as proxy:
+    async with proxy_with(
+        tmp_path / "a", ENTRIES, linkwarn_share_max_body="32", linkwarn_share_sites=SITES
+    ) as proxy:
         flow = await proxy.request("https://social.example/p", method="POST", headers=FORM, body=listed)
         assert flow.response is None  # over the limit
         png = {"content-type": "image/png"}
         binary = await proxy.request("https://social.example/p", method="POST", headers=png, body=listed)
         assert binary.response is None
-    async with proxy_with(tmp_path / "b", ENTRIES, linkwarn_share=False) as proxy:
+    async with proxy_with(tmp_path / "b", ENTRIES, linkwarn_share=False, linkwarn_share_sites=["*"]) as proxy:
         flow = await proxy.request("https://social.example/p", method="POST", headers=FORM, body=listed)
         assert flow.response is None
     async with proxy_with(tmp_path / "c", ENTRIES, linkwarn_share_sites=["social.example"]) as proxy:
@@ -212,7 +215,7 @@ def test_through_linkwarn_run_a_held_post_never_arrives_and_send_anyway_delivers
     plain = upstreams[0]
     body = urlencode({"status": "leaked mail: http://leak.example/inbox?id=9", "token": "abc"}).encode()
     before = len(plain.server.bodies)
-    with httpx.Client(proxy=running_proxy.url, verify=str(running_proxy.ca_file), timeout=20) as client:
+    with httpx.Client(proxy=running_proxy.url, verify=str(running_proxy.trust_file), timeout=20) as client:
         held = client.post("http://social.example/post", content=body, headers=FORM)
         assert held.status_code == 303
         assert len(plain.server.bodies) == before  # not a byte went up

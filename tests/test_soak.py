@@ -14,7 +14,7 @@ CONNECTIONS = 64
 def test_a_minute_of_load_holds(running_proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]) -> None:
     marks = [u.mark() for u in upstreams]
     before = resident_kib(running_proxy.process.pid)
-    result = asyncio.run(soak(running_proxy.port, SECONDS, CONNECTIONS, running_proxy.ca_file))
+    result = asyncio.run(soak(running_proxy.port, SECONDS, CONNECTIONS, running_proxy.trust_file))
     after = resident_kib(running_proxy.process.pid)
     seen = set().union(*(u.hosts_since(m) for u, m in zip(upstreams, marks, strict=True)))
     print(

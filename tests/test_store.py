@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from blocklists import Action, Entry, Store, StoreError, key_of
+from blocklists.entry import host_marker, marker_of
 from blocklists.store import MIGRATIONS, STORE_FILE, Event
 
 
@@ -94,10 +95,13 @@ async def test_remove_by_key_and_by_source(store: Store) -> None:
 
 async def test_key_prefixes_are_sorted(store: Store) -> None:
     expressions = [f"host{n}.test/" for n in range(300)]
-    await store.import_entries("s", _entries(*expressions))
-    data = await store.key_prefixes()
+    await store.import_entries("s", _entries(*expressions, "host7.test/page", "x.host7.test/"))
+    data, markers = await store.key_prefixes()
     chunks = [data[i : i + 8] for i in range(0, len(data), 8)]
-    assert chunks == sorted(key_of(e)[:8] for e in expressions)
+    assert chunks == sorted(key_of(e)[:8] for e in [*expressions, "host7.test/page", "x.host7.test/"])
+    # One marker per host, however many entries it has; sorted too.
+    hosts = [markers[i : i + 8] for i in range(0, len(markers), 8)]
+    assert hosts == sorted(host_marker(h) for h in [*(e[:-1] for e in expressions), "x.host7.test"])
 
 
 async def test_key_prefixes_are_read_in_chunks_across_sources(
@@ -108,7 +112,7 @@ async def test_key_prefixes_are_read_in_chunks_across_sources(
     two = [f"host{n}.test/" for n in range(50, 130)]  # 50 keys in both sources
     await store.import_entries("one", _entries(*one))
     await store.import_entries("two", _entries(*two))
-    data = await store.key_prefixes()
+    data, _ = await store.key_prefixes()
     chunks = [data[i : i + 8] for i in range(0, len(data), 8)]
     assert chunks == sorted(chunks)
     assert set(chunks) == {key_of(e)[:8] for e in one + two}
@@ -227,7 +231,7 @@ async def test_require_reason_is_kept_and_counts_as_a_change(store: Store) -> No
     assert (result.added, result.updated, result.unchanged) == (0, 1, 0)
     (found,) = (await store.lookup([key_of("a.test/")]))[key_of("a.test/")]
     assert found.require_reason is True
-    assert found.row() == (*strict.row()[:6], found.added_at, None, True)
+    assert found.row() == (*strict.row()[:6], found.added_at, None, True, marker_of("a.test/"))
 
 
 async def test_data_version_changes_for_other_processes_commits_only(tmp_path: Path) -> None:

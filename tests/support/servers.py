@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import socket
 import ssl
@@ -82,6 +83,7 @@ class Upstream:
         seen: list[tuple[str, str, str | None]]
         bodies: list[tuple[str, bytes]]
         tls: ssl.SSLContext | None = None
+        ca: UpstreamCA | None = None
 
         def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
             # The TLS handshake in the connection's own thread, not in the one that accepts them all.
@@ -102,12 +104,17 @@ class Upstream:
         server.seen = []
         server.bodies = []
         if tls_dir is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*_self_signed(tls_dir))
-            server.tls = context
+            server.ca = UpstreamCA(tls_dir)
+            server.tls = server.ca.server_context()
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         return cls(server, server.server_address[1], thread)
+
+    @property
+    def ca_file(self) -> Path:
+        """The upstream's own CA (its HTTPS certificates are issued by it)."""
+        assert self.server.ca is not None, "a plain HTTP upstream has no CA"
+        return self.server.ca.pem
 
     def mark(self) -> int:
         """A point in the request log, for `hosts_since`."""
@@ -122,28 +129,89 @@ class Upstream:
         self.server.server_close()
 
 
-def _self_signed(directory: Path) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "upstream.pem", directory / "upstream.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+class UpstreamCA:
+    """The test upstream's own CA, and a certificate of it for each server name a client asks for.
+
+    A client that trusts this CA (and not the proxy's) can tell a tunnel the
+    proxy passed through untouched (the upstream's certificate for the name)
+    from one it decrypted (a certificate the proxy forged).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "linkwarn test upstream CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self.key, hashes.SHA256())
         )
-    )
-    return str(cert_path), str(key_path)
+        self.directory = directory
+        self.pem = directory / "upstream-ca.pem"
+        self.pem.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+        self.default = self.context_for("upstream.test")
+
+    def context_for(self, server_name: str) -> ssl.SSLContext:
+        """A server context whose certificate names *server_name* (a host or an IP address)."""
+        with self._lock:
+            found = self._contexts.get(server_name)
+            if found is not None:
+                return found
+            key = ec.generate_private_key(ec.SECP256R1())
+            try:
+                alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(server_name))
+            except ValueError:
+                alt = x509.DNSName(server_name)
+            now = datetime.datetime.now(datetime.UTC)
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_name[:64])]))
+                .issuer_name(self.cert.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+                .sign(self.key, hashes.SHA256())
+            )
+            stem = self.directory / f"leaf-{len(self._contexts)}"
+            stem.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            stem.with_suffix(".key").write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(stem.with_suffix(".pem"), stem.with_suffix(".key"))
+            context.set_alpn_protocols(["http/1.1"])
+            self._contexts[server_name] = context
+            return context
+
+    def server_context(self) -> ssl.SSLContext:
+        """The context the upstream listens with: it picks each connection's certificate by its SNI."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*self._default_files())
+        context.set_alpn_protocols(["http/1.1"])
+
+        def pick(connection: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: ssl.SSLContext) -> None:
+            if name:
+                connection.context = self.context_for(name)
+
+        context.sni_callback = pick  # type: ignore[assignment]
+        return context
+
+    def _default_files(self) -> tuple[str, str]:
+        return str(self.directory / "leaf-0.pem"), str(self.directory / "leaf-0.key")
 
 
 @dataclass
@@ -155,6 +223,7 @@ class RunningProxy:
     data_dir: Path
     output: list[str]
     api_port: int
+    upstream_ca: Path | None = None
 
     @property
     def url(self) -> str:
@@ -172,8 +241,25 @@ class RunningProxy:
     def ca_file(self) -> Path:
         return self.data_dir / "mitmproxy" / "mitmproxy-ca-cert.pem"
 
+    @property
+    def trust_file(self) -> Path:
+        """What a client on a machine that trusts the proxy's CA trusts: that CA and the sites' own.
+
+        Tunnels the proxy passes through show the upstream's certificate; the
+        ones it decrypts, the proxy's.
+        """
+        bundle = self.data_dir / "trust.pem"
+        if not bundle.exists():
+            parts = [self.ca_file.read_bytes()]
+            if self.upstream_ca is not None:
+                parts.append(self.upstream_ca.read_bytes())
+            bundle.write_bytes(b"".join(parts))
+        return bundle
+
     @classmethod
-    def start(cls, data_dir: Path, http_port: int, https_port: int, *extra: str) -> RunningProxy:
+    def start(
+        cls, data_dir: Path, http_port: int, https_port: int, *extra: str, upstream_ca: Path | None = None
+    ) -> RunningProxy:
         port, api_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -190,7 +276,7 @@ class RunningProxy:
         assert process.stdout is not None
         stream = process.stdout
         threading.Thread(target=lambda: output.extend(iter(stream.readline, "")), daemon=True).start()
-        proxy = cls(process, port, data_dir, output, api_port)
+        proxy = cls(process, port, data_dir, output, api_port, upstream_ca)
         proxy.wait_for("linkwarn proxy listening on", 30)
         proxy.wait_for("entries ready", 30)
         return proxy
