@@ -12,8 +12,9 @@ sees the site's own certificate.
 
 Doubt is never a pass: a ClientHello without a server name (the host the
 requests inside will name is unknown), one with an Encrypted Client Hello
-(the real name is inside), lists not loaded yet, or a name that cannot be read
-as a host: all are decrypted.
+whose outer name is not the CONNECT target (the real name may be inside),
+lists not loaded yet, or a name that cannot be read as a host: all are
+decrypted.
 
 A tunnel passed through stays passed for as long as it lives, so `recheck`
 runs after every change of the lists and closes each passed tunnel whose host
@@ -51,8 +52,8 @@ class Selective:
         names = connection_names(data)
         if hello.sni is None:
             why: str | None = "no server name"
-        elif any(kind == ENCRYPTED_CLIENT_HELLO for kind, _ in hello.extensions):
-            why = "an encrypted client hello"
+        elif _may_hide_a_name(data):
+            why = "an encrypted client hello to a server it does not name"
         else:
             why = self.reason_to_read(names)
         counts, metrics = self.runtime.connections, self.runtime.metrics
@@ -101,6 +102,22 @@ class Selective:
                 self.runtime.connections.closed += 1
                 self.runtime.metrics.tls_connections.labels("closed").inc()
         logger.debug("linkwarn: %d passed-through tunnels remain", len(self.passed))
+
+
+def _may_hide_a_name(data: tls.ClientHelloData) -> bool:
+    """An Encrypted Client Hello whose outer name is not the host the tunnel was opened to.
+
+    Real ECH puts the wanted host in the encrypted inner hello and a provider's
+    public name in the outer SNI; Chromium also sends a GREASE ECH extension,
+    indistinguishable by design, on every connection with the real name outside.
+    Through a CONNECT the wanted host is known, so an outer SNI equal to it
+    hides nothing; without one (transparent mode) any ECH may.
+    """
+    if not any(kind == ENCRYPTED_CLIENT_HELLO for kind, _ in data.client_hello.extensions):
+        return False
+    address = data.context.server.address
+    target = str(address[0]).lower().rstrip(".") if address else ""
+    return target != (data.client_hello.sni or "").lower().rstrip(".")
 
 
 def connection_names(data: tls.ClientHelloData) -> tuple[str, ...]:

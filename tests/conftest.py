@@ -15,7 +15,7 @@ from .support.servers import RunningProxy, Upstream
 
 VECTORS = Path(__file__).parent / "vectors"
 E2E_MODULES = frozenset({"test_evasion", "test_faults", "test_feed_e2e", "test_proxy_e2e", "test_runner",
-                         "test_runtime", "test_soak", "test_tunnels"})  # fmt: skip
+                         "test_runtime", "test_selective_e2e", "test_soak", "test_tunnels"})  # fmt: skip
 BROWSER_MODULES = frozenset({"test_browser_proxy", "test_extension", "test_report"})
 
 

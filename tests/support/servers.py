@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import os
 import socket
@@ -33,6 +35,7 @@ def free_port() -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     server: Upstream.Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers: every response has a length
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -129,6 +132,14 @@ class Upstream:
         self.server.server_close()
 
 
+def spki_hash(cert: x509.Certificate) -> str:
+    """base64 SHA-256 of a certificate's SubjectPublicKeyInfo."""
+    der = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 class UpstreamCA:
     """The test upstream's own CA, and a certificate of it for each server name a client asks for.
 
@@ -165,7 +176,8 @@ class UpstreamCA:
             found = self._contexts.get(server_name)
             if found is not None:
                 return found
-            key = ec.generate_private_key(ec.SECP256R1())
+            # Every leaf shares the CA's key (as mitmproxy's do): one SPKI pins them all.
+            key = self.key
             try:
                 alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(server_name))
             except ValueError:
@@ -183,7 +195,11 @@ class UpstreamCA:
                 .sign(self.key, hashes.SHA256())
             )
             stem = self.directory / f"leaf-{len(self._contexts)}"
-            stem.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            # The chain names the CA too, as real servers send their intermediates.
+            stem.with_suffix(".pem").write_bytes(
+                cert.public_bytes(serialization.Encoding.PEM)
+                + self.cert.public_bytes(serialization.Encoding.PEM)
+            )
             stem.with_suffix(".key").write_bytes(
                 key.private_bytes(
                     serialization.Encoding.PEM,
@@ -209,6 +225,10 @@ class UpstreamCA:
 
         context.sni_callback = pick  # type: ignore[assignment]
         return context
+
+    def spki_hash(self) -> str:
+        """base64 SHA-256 of the CA's public key: what Chromium's --ignore-certificate-errors-spki-list takes."""
+        return spki_hash(self.cert)
 
     def _default_files(self) -> tuple[str, str]:
         return str(self.directory / "leaf-0.pem"), str(self.directory / "leaf-0.key")
