@@ -94,7 +94,8 @@ async def test_every_host_is_read_before_the_index_and_while_an_entry_has_no_kno
         await store.import_entries("old-hashes", [unknown])
         await checker.reload()
         assert checker.reads_host("clean.test")
-        assert checker.hosts is not None and checker.hosts.unmarked == 1
+        assert checker.hosts is not None
+        assert checker.hosts.unmarked == 1
         # An allow entry never needs a connection read: it only ever lets through.
         await store.remove_source("old-hashes")
         await store.import_entries("allow", [Entry(key=key_of("x.test/"), action=Action.ALLOW)])
@@ -114,7 +115,8 @@ async def test_a_diff_merges_its_markers(tmp_path: Path) -> None:
         hashed_without = Entry(key=key_of("elsewhere.test/"), action=Action.WARN)
         await store.import_entries("corp", [hashed_without])
         await checker.refresh([hashed_without.row()])  # no host known: rebuilt, and counted
-        assert checker.hosts is not None and checker.hosts.unmarked == 1
+        assert checker.hosts is not None
+        assert checker.hosts.unmarked == 1
     finally:
         await store.close()
 
@@ -153,7 +155,8 @@ def test_a_hashed_feed_publishes_markers_not_hosts(tmp_path: Path) -> None:
     import gzip
 
     text = gzip.decompress(raw).decode()
-    assert "leak.test" not in text and host_marker("leak.test").hex() in text
+    assert "leak.test" not in text
+    assert host_marker("leak.test").hex() in text
 
 
 def test_a_bad_published_marker_is_refused() -> None:

@@ -227,7 +227,7 @@ class UpstreamCA:
         return context
 
     def spki_hash(self) -> str:
-        """base64 SHA-256 of the CA's public key: what Chromium's --ignore-certificate-errors-spki-list takes."""
+        """base64 SHA-256 of the CA's key: for Chromium's --ignore-certificate-errors-spki-list."""
         return spki_hash(self.cert)
 
     def _default_files(self) -> tuple[str, str]:
