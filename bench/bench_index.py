@@ -6,7 +6,8 @@
 For each size it fills a real SQLite store with synthetic entries, then prints:
 the index's bytes per entry; the time to load it from the store; decision time
 (canonicalize + expressions + index lookup) p50/p99 for typical URLs and for
-URLs with 30 expressions; the longest garbage-collector pause while deciding,
+URLs with 30 expressions, and the time to answer a TLS connection's "must
+this host be read?" (the host markers); the longest garbage-collector pause while deciding,
 and a forced full collection, with the index resident. For comparison it
 prints what a Python set of the same expressions costs.
 """
@@ -59,6 +60,17 @@ def time_decisions(checker: Checker, urls: list[str]) -> tuple[float, float, int
     return statistics.median(samples), percentile(samples, 0.99), expressions
 
 
+def time_host_reads(checker: Checker, hosts: list[str]) -> tuple[float, float]:
+    """`Checker.reads_host`: the question each TLS ClientHello asks (selective decryption)."""
+    samples = []
+    clock = time.perf_counter_ns
+    for host in hosts:
+        start = clock()
+        checker.reads_host(host)
+        samples.append((clock() - start) / 1000)
+    return statistics.median(samples), percentile(samples, 0.99)
+
+
 def full_collection_ms() -> float:
     gc.collect()
     start = time.perf_counter()
@@ -100,6 +112,9 @@ async def run_size(count: int, workdir: Path) -> None:
         print(f"index load from store      {time.perf_counter() - start:8.2f} s")
         mib = index.nbytes / 2**20
         print(f"index memory               {index.nbytes / count:8.2f} bytes/entry ({mib:.1f} MiB)")
+        assert checker.hosts is not None
+        markers = checker.hosts.markers
+        print(f"host markers               {len(markers):,} hosts, {markers.nbytes / 2**20:.1f} MiB")
 
         rng = random.Random(7)
         typical = typical_urls(DECISIONS, rng)
@@ -110,6 +125,9 @@ async def run_size(count: int, workdir: Path) -> None:
             print(f"decision, typical URL      p50 {p50:6.1f} us   p99 {p99:6.1f} us")
             p50, p99, n = time_decisions(checker, deep)
             print(f"decision, {n}-expression URL p50 {p50:6.1f} us   p99 {p99:6.1f} us")
+            p50, p99 = time_host_reads(checker, [url.split("/")[2] for url in typical])
+            print(f"read this host? (TLS)      p50 {p50:6.1f} us   p99 {p99:6.1f} us")
+            assert checker.reads_host("www.mirror8.leak8.test"), "a listed host must be read"
             hit = "http://www.mirror8.leak8.test/files/8/salaries.xlsx"
             verdict = await checker.check(hit)
             assert verdict.entry is not None, "a listed URL must match"

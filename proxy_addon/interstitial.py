@@ -402,7 +402,7 @@ def render_ca_page(page: CaPage, t: Texts) -> str:
         for key in ("ca_windows", "ca_macos", "ca_linux", "ca_firefox", "ca_ios", "ca_android")
     )
     body = (
-        f"<h1>{t('ca_title')}</h1><p class=lead>{t('ca_lead')}</p>"
+        f"<h1>{t('ca_title')}</h1><p class=lead>{t('ca_lead')}</p><p id=selective>{t('ca_selective')}</p>"
         + (f'<p id="trusted">{t("ca_trusted")}</p>' if page.secure else "")
         + download
         + f"<ul>{steps}</ul>{_organisation(page.organisation, t)}"

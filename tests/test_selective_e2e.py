@@ -30,6 +30,7 @@ from blocklists.entry import host_marker
 from blocklists.feed import public_key_text, publish
 
 from .support.feeds import FeedHost
+from .support.h2server import H2Upstream
 from .support.servers import ROOT, RunningProxy, Upstream, spki_hash
 
 UPSTREAM_ISSUER = "linkwarn test upstream CA"
@@ -37,8 +38,16 @@ NAVIGATE = "Accept: text/html\r\nSec-Fetch-Dest: document\r\nSec-Fetch-Mode: nav
 
 
 @pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    """An HTTPS upstream that keeps connections alive, as real sites do (a tunnel stays open)."""
+    started = Upstream.start(tls_dir=tmp_path_factory.mktemp("keep-alive-tls"), keep_alive=True)
+    yield started
+    started.server.shutdown()
+
+
+@pytest.fixture(scope="module")
 def proxy(
-    tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream]
+    tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream], secure: Upstream
 ) -> Iterator[RunningProxy]:
     root = tmp_path_factory.mktemp("selective")
     feed = FeedHost.start(root / "feed")
@@ -58,17 +67,19 @@ def proxy(
 
     asyncio.run(local())
     started = RunningProxy.start(
-        root / "data", upstreams[0].port, upstreams[1].port,
+        root / "data", upstreams[0].port, secure.port,
         "--no-sample", "--share-site", "social.example",
         "--feed", feed.url, "--feed-key", public_key_text(key.public_key()),
-        upstream_ca=upstreams[1].ca_file,
+        upstream_ca=secure.ca_file,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and [f["version"] for f in status(started)["feeds"]] != [1]:
-        time.sleep(0.1)
-    yield started
-    started.stop()
-    feed.stop()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and [f["version"] for f in status(started)["feeds"]] != [1]:
+            time.sleep(0.1)
+        yield started
+    finally:
+        started.stop()
+        feed.stop()
 
 
 def status(proxy: RunningProxy) -> dict:  # type: ignore[type-arg]
@@ -117,24 +128,20 @@ def visit(proxy: RunningProxy, host: str, path: str = "/") -> tuple[str, int, st
         return (issuer(tls), *get(tls, host, path))
 
 
-def test_an_unlisted_host_shows_its_own_certificate(
-    proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]
-) -> None:
-    mark = upstreams[1].mark()
+def test_an_unlisted_host_shows_its_own_certificate(proxy: RunningProxy, secure: Upstream) -> None:
+    mark = secure.mark()
     who, code, body = visit(proxy, "clean.test", "/page")
     assert (who, code) == (UPSTREAM_ISSUER, 200)
     assert "upstream page" in body
-    assert upstreams[1].hosts_since(mark) == {"clean.test"}
+    assert secure.hosts_since(mark) == {"clean.test"}
 
 
-def test_a_listed_host_is_decrypted_and_warned(
-    proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]
-) -> None:
-    mark = upstreams[1].mark()
+def test_a_listed_host_is_decrypted_and_warned(proxy: RunningProxy, secure: Upstream) -> None:
+    mark = secure.mark()
     for host in ("mirror.test", "www.mirror.test"):
         who, code, _ = visit(proxy, host, "/film")
         assert (who != UPSTREAM_ISSUER, code) == (True, 303), host
-    assert upstreams[1].hosts_since(mark) == set()
+    assert secure.hosts_since(mark) == set()
 
 
 def test_a_host_listed_by_a_path_is_decrypted_and_the_path_decided(
@@ -159,9 +166,9 @@ def test_a_share_site_is_decrypted(proxy: RunningProxy) -> None:
 
 
 def test_without_the_ca_unlisted_sites_work_and_a_listed_one_is_a_certificate_error(
-    proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]
+    proxy: RunningProxy, secure: Upstream
 ) -> None:
-    only_the_sites = upstreams[1].ca_file
+    only_the_sites = secure.ca_file
     with tunnel(proxy, "clean.test", only_the_sites) as tls:
         assert get(tls, "clean.test", "/")[0] == 200
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -228,14 +235,14 @@ def _spki(pem: Path) -> str:
 
 @pytest.mark.browser
 def test_chromium_without_the_ca_reaches_unlisted_sites_and_gets_a_certificate_error_on_listed(
-    proxy: RunningProxy, upstreams: tuple[Upstream, Upstream]
+    proxy: RunningProxy, secure: Upstream
 ) -> None:
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is needed (.ci/run installs it)"
     with sync_playwright() as playwright:
         for trusted, listed_works in (
-            ([upstreams[1].ca_file], False),
-            ([upstreams[1].ca_file, proxy.ca_file], True),
+            ([secure.ca_file], False),
+            ([secure.ca_file, proxy.ca_file], True),
         ):
             spkis = ",".join(_spki(pem) for pem in trusted)
             browser = playwright.chromium.launch(
@@ -260,3 +267,59 @@ def test_chromium_without_the_ca_reaches_unlisted_sites_and_gets_a_certificate_e
                         page.goto("https://mirror.test/film")
             finally:
                 browser.close()
+
+
+@pytest.mark.browser
+def test_chromium_opens_a_tunnel_per_host_even_when_an_open_h2_connection_covers_the_listed_one(
+    tmp_path: Path, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    """HTTP/2 connection reuse: the upstream's one certificate names both hosts, and speaks h2.
+
+    Had Chromium sent the listed host's request on the open connection to the unlisted one (a
+    tunnel linkwarn passed through), the upstream would see it. Through a proxy it opens a new
+    CONNECT for the listed host instead, which linkwarn decrypts and answers.
+    """
+    secure = upstreams[1]
+    assert secure.server.ca is not None
+    h2 = H2Upstream.start(secure.server.ca, ("clean.test", "mirror.test", "www.clean.test"))
+
+    async def listed() -> None:
+        async with Store.in_dir(tmp_path / "data") as store:
+            await store.import_entries("corp", [Entry.listing("mirror.test/", Action.BLOCK)])
+
+    asyncio.run(listed())
+    proxy = RunningProxy.start(
+        tmp_path / "data", upstreams[0].port, h2.port, "--no-sample", upstream_ca=secure.ca_file
+    )
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is needed (.ci/run installs it)"
+    try:
+        spkis = ",".join(_spki(pem) for pem in (secure.ca_file, proxy.ca_file))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=executable,
+                headless=True,
+                proxy={"server": proxy.url},
+                args=["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                      f"--ignore-certificate-errors-spki-list={spkis}"],
+            )  # fmt: skip
+            try:
+                page = browser.new_page()
+                page.goto("https://clean.test/article")
+                assert "h2 upstream" in page.content()
+                page.evaluate("fetch('https://www.clean.test/also', {mode: 'no-cors'}).catch(() => null)")
+                page.evaluate("fetch('https://mirror.test/x', {mode: 'no-cors'}).catch(() => null)")
+                page.goto("https://mirror.test/film")
+                assert page.url.startswith("https://linkwarn.internal/warning")
+            finally:
+                browser.close()
+        assert "mirror.test" not in {authority for _, authority, _ in h2.seen}, h2.seen
+        assert ("clean.test", "/article") in {(authority, path) for _, authority, path in h2.seen}
+        # Even the unlisted sibling the certificate covers came through a tunnel of its own.
+        on = {authority: {n for n, a, _ in h2.seen if a == authority} for _, authority, _ in h2.seen}
+        assert on["www.clean.test"].isdisjoint(on["clean.test"]), h2.seen
+        connections = status(proxy)["connections"]
+        assert connections["passed_through"] >= 1
+    finally:
+        proxy.stop()
+        h2.stop()

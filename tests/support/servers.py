@@ -35,7 +35,10 @@ def free_port() -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     server: Upstream.Server
-    protocol_version = "HTTP/1.1"  # keep-alive, as real servers: every response has a length
+
+    @property  # type: ignore[override]
+    def protocol_version(self) -> str:  # every response has a length, so HTTP/1.1 keeps connections alive
+        return "HTTP/1.1" if self.server.keep_alive else "HTTP/1.0"
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -87,6 +90,9 @@ class Upstream:
         bodies: list[tuple[str, bytes]]
         tls: ssl.SSLContext | None = None
         ca: UpstreamCA | None = None
+        # Off by default: behind mitmproxy and the test routing script (which rewrites each server
+        # address), a kept-alive upstream connection sometimes never answers the next request.
+        keep_alive = False
 
         def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
             # The TLS handshake in the connection's own thread, not in the one that accepts them all.
@@ -102,8 +108,9 @@ class Upstream:
     thread: threading.Thread = field(repr=False)
 
     @classmethod
-    def start(cls, tls_dir: Path | None = None) -> Upstream:
+    def start(cls, tls_dir: Path | None = None, keep_alive: bool = False) -> Upstream:
         server = cls.Server(("127.0.0.1", 0), _Handler)
+        server.keep_alive = keep_alive
         server.seen = []
         server.bodies = []
         if tls_dir is not None:
@@ -166,32 +173,36 @@ class UpstreamCA:
         self.directory = directory
         self.pem = directory / "upstream-ca.pem"
         self.pem.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._contexts: dict[tuple[tuple[str, ...], tuple[str, ...]], ssl.SSLContext] = {}
         self._lock = threading.Lock()
         self.default = self.context_for("upstream.test")
 
     def context_for(self, server_name: str) -> ssl.SSLContext:
         """A server context whose certificate names *server_name* (a host or an IP address)."""
+        return self.context_naming((server_name,), ("http/1.1",))
+
+    def context_naming(self, names: tuple[str, ...], alpn: tuple[str, ...]) -> ssl.SSLContext:
+        """A server context whose one certificate names every one of *names*, offering *alpn*."""
         with self._lock:
-            found = self._contexts.get(server_name)
+            found = self._contexts.get((names, alpn))
             if found is not None:
                 return found
-            # Every leaf shares the CA's key (as mitmproxy's do): one SPKI pins them all.
-            key = self.key
-            try:
-                alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(server_name))
-            except ValueError:
-                alt = x509.DNSName(server_name)
+            alts: list[x509.GeneralName] = []
+            for name in names:
+                try:
+                    alts.append(x509.IPAddress(ipaddress.ip_address(name)))
+                except ValueError:
+                    alts.append(x509.DNSName(name))
             now = datetime.datetime.now(datetime.UTC)
             cert = (
                 x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_name[:64])]))
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64])]))
                 .issuer_name(self.cert.subject)
-                .public_key(key.public_key())
+                .public_key(self.key.public_key())  # the CA's key (as mitmproxy's leaves): one SPKI pins all
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(days=1))
                 .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+                .add_extension(x509.SubjectAlternativeName(alts), critical=False)
                 .sign(self.key, hashes.SHA256())
             )
             stem = self.directory / f"leaf-{len(self._contexts)}"
@@ -201,7 +212,7 @@ class UpstreamCA:
                 + self.cert.public_bytes(serialization.Encoding.PEM)
             )
             stem.with_suffix(".key").write_bytes(
-                key.private_bytes(
+                self.key.private_bytes(
                     serialization.Encoding.PEM,
                     serialization.PrivateFormat.PKCS8,
                     serialization.NoEncryption(),
@@ -209,8 +220,8 @@ class UpstreamCA:
             )
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(stem.with_suffix(".pem"), stem.with_suffix(".key"))
-            context.set_alpn_protocols(["http/1.1"])
-            self._contexts[server_name] = context
+            context.set_alpn_protocols(list(alpn))
+            self._contexts[(names, alpn)] = context
             return context
 
     def server_context(self) -> ssl.SSLContext:
