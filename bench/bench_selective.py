@@ -69,7 +69,9 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     pem, private = directory / "upstream.pem", directory / "upstream.key"
     pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return pem, private
 
@@ -188,7 +190,11 @@ async def _wait_listening(port: int, ready: Path | None = None) -> None:
 
 async def start_proxy(kind: str, work: Path, upstream_port: int) -> tuple[asyncio.subprocess.Process, int]:
     port = free_port()
-    env = {**os.environ, "LINKWARN_TEST_HTTP_PORT": str(upstream_port), "LINKWARN_TEST_HTTPS_PORT": str(upstream_port)}
+    env = {
+        **os.environ,
+        "LINKWARN_TEST_HTTP_PORT": str(upstream_port),
+        "LINKWARN_TEST_HTTPS_PORT": str(upstream_port),
+    }
     if kind == "mitmdump":
         command = [
             str(Path(sys.executable).parent / "mitmdump"), "-q", "--listen-host", "127.0.0.1",
@@ -213,7 +219,9 @@ async def start_proxy(kind: str, work: Path, upstream_port: int) -> tuple[asynci
     return process, port
 
 
-async def measure(kind: str, work: Path, upstream: int, args: argparse.Namespace, share: float) -> tuple[Round, float]:
+async def measure(
+    kind: str, work: Path, upstream: int, args: argparse.Namespace, share: float
+) -> tuple[Round, float]:
     process, port = await start_proxy(kind, work, upstream)
     try:
         await load(port, 2, args.concurrency, share)  # warm-up: certificates forged, caches filled

@@ -23,7 +23,7 @@ from proxy_addon.status import RUN_FILE
 if TYPE_CHECKING:
     from proxy_addon.runtime import Runtime
 
-__all__ = ["add_run_arguments", "run"]
+__all__ = ["add_run_arguments", "mitmproxy_addons", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +178,52 @@ def _trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def mitmproxy_addons() -> list[Any]:
+    """The part of mitmproxy that ``linkwarn run`` is: a proxy, not mitmdump's toolbox.
+
+    mitmproxy hands every event to every addon in turn, about twelve events for
+    each connection, so each addon loaded costs every connection, passed-through
+    ones included. ``linkwarn run`` loads the proxy core (options, listening,
+    layer choice, TLS, scripts, DNS), the safety nets (``block_global``,
+    ``proxyauth``, upstream proxy credentials, h2c refusal, exiting on a startup
+    error), and leaves out mitmdump's tools: replay, saving and HAR export,
+    header/body rewriting, map local/remote, sticky cookies, anticache and
+    anticompression, the mitm.it onboarding app (linkwarn's own origin serves
+    its CA) and a browser launcher. For any of those, load the addon into mitmdump
+    (``mitmdump -s proxy_addon/addon.py``) instead.
+    """
+    from mitmproxy.addons import (
+        block,
+        core,
+        disable_h2c,
+        dns_resolver,
+        next_layer,
+        proxyauth,
+        proxyserver,
+        script,
+        tlsconfig,
+        upstream_auth,
+    )
+    from mitmproxy.tools.dump import errorcheck
+
+    return [
+        core.Core(),
+        block.Block(),
+        disable_h2c.DisableH2C(),
+        proxyauth.ProxyAuth(),
+        proxyserver.Proxyserver(),
+        script.ScriptLoader(),
+        dns_resolver.DnsResolver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        upstream_auth.UpstreamAuth(),
+        errorcheck.ErrorCheck(),
+    ]
+
+
 async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from mitmproxy import exceptions, options
-    from mitmproxy.tools.dump import DumpMaster
+    from mitmproxy.master import Master
 
     from proxy_addon.api import LocalApi
     from proxy_addon.health import Monitoring
@@ -196,7 +239,8 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     confdir: Path = args.confdir or data_dir / "mitmproxy"
     await asyncio.to_thread(confdir.mkdir, mode=0o700, parents=True, exist_ok=True)
     opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, confdir=str(confdir))
-    master = DumpMaster(opts, with_termlog=True, with_dumper=False)
+    master = Master(opts, with_termlog=True)
+    master.addons.add(*mitmproxy_addons())
     runtime = Runtime()
     master.addons.add(
         Linkwarn(runtime), LocalApi(runtime), Monitoring(runtime), _Banner(out, data_dir, confdir, runtime)
