@@ -177,7 +177,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def _wait_listening(port: int, ready: Path | None = None) -> None:
     for _ in range(600):
-        if ready is None or ready.exists():
+        if ready is None or os.path.exists(ready):
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.close()
@@ -265,8 +265,10 @@ async def main() -> None:
         async with Store.in_dir(work / "data") as store:
             listed = [Entry.listing("leak.test/", Action.WARN, reason="bench")]
             await store.import_entries("bench", [*listed, *synthetic_entries(args.entries - 1)])
-        print(f"store: {args.entries} entries in {time.perf_counter() - started:.0f} s; "
-              f"{args.concurrency} clients, {args.seconds:.0f} s a round, a new connection per request")  # fmt: skip
+        print(
+            f"store: {args.entries} entries in {time.perf_counter() - started:.0f} s; {args.concurrency} "
+            f"clients, {args.seconds:.0f} s a round, a new connection per request"
+        )
         totals: dict[str, list[tuple[Round, float]]] = {"linkwarn": [], "mitmdump": []}
         for number in range(args.rounds):
             print(f"round {number + 1}: 95 % unlisted hosts, 5 % listed")

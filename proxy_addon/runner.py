@@ -197,6 +197,7 @@ def mitmproxy_addons() -> list[Any]:
         core,
         disable_h2c,
         dns_resolver,
+        errorcheck,
         next_layer,
         proxyauth,
         proxyserver,
@@ -204,7 +205,6 @@ def mitmproxy_addons() -> list[Any]:
         tlsconfig,
         upstream_auth,
     )
-    from mitmproxy.tools.dump import errorcheck
 
     return [
         core.Core(),
