@@ -177,7 +177,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def _wait_listening(port: int, ready: Path | None = None) -> None:
     for _ in range(600):
-        if ready is None or os.path.exists(ready):
+        if ready is None or await asyncio.to_thread(ready.exists):
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.close()
