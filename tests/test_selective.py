@@ -267,3 +267,42 @@ def test_the_bundled_share_sites_are_host_names_of_places_people_post() -> None:
     sites = bundled_share_sites()
     assert {"x.com", "mail.google.com", "pastebin.com", "discord.com"} <= set(sites)
     assert len(sites) == len(set(sites))
+
+
+async def test_share_sites_default_to_the_bundled_list_and_can_be_replaced(tmp_path: Path) -> None:
+    async with proxy_with(tmp_path / "a", ENTRIES) as proxy:
+        settings = proxy.runtime.settings
+        assert settings is not None
+        assert settings.scans_posts_to("x.com")
+        assert settings.scans_posts_to("mobile.x.com")
+        assert not settings.scans_posts_to("com")
+        assert not settings.scans_posts_to("social.example")
+        assert not settings.scans_posts_to("notx.com")
+    async with proxy_with(tmp_path / "b", ENTRIES, linkwarn_share_sites=["social.example"]) as proxy:
+        settings = proxy.runtime.settings
+        assert settings is not None
+        assert settings.scans_posts_to("m.social.example")
+        assert not settings.scans_posts_to("x.com")
+
+
+def test_a_bad_share_site_or_intercept_value_is_named(tmp_path: Path) -> None:
+    from mitmproxy import exceptions
+    from mitmproxy.test import taddons
+
+    from proxy_addon.interceptor import Linkwarn
+
+    addon = Linkwarn()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="linkwarn_share_sites: 'not a host'"):
+            tctx.configure(addon, linkwarn_data_dir=str(tmp_path), linkwarn_share_sites=["not a host"])
+        with pytest.raises(exceptions.OptionsError, match="linkwarn_intercept"):
+            tctx.configure(addon, linkwarn_data_dir=str(tmp_path), linkwarn_intercept="some")
+
+
+async def test_the_ca_page_says_what_is_decrypted(tmp_path: Path) -> None:
+    async with proxy_with(tmp_path, ENTRIES) as proxy:
+        flow = await proxy.request("http://linkwarn.internal/")
+        assert flow.response is not None
+        text = flow.response.get_text() or ""
+        assert "decrypts only connections to the sites your organisation lists" in text
+        assert "a listed site shows a certificate error" in text

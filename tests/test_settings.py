@@ -83,3 +83,17 @@ def test_bad_values_name_the_option(changes: dict[str, Any], message: str) -> No
 
 def test_the_own_host_is_normalized() -> None:
     assert parse_settings(defaults(linkwarn_own_host="Warn.Corp.Example.")).own_host == "warn.corp.example"
+
+
+async def test_linkwarn_run_keeps_mitmproxys_proxy_core_and_safety_nets() -> None:
+    from mitmproxy import options
+    from mitmproxy.master import Master
+
+    from proxy_addon.runner import mitmproxy_addons
+
+    master = Master(options.Options())
+    master.addons.add(*mitmproxy_addons())
+    for name in ("block_global", "proxyauth", "upstream_auth", "ssl_insecure", "stream_large_bodies",
+                 "ignore_hosts", "scripts", "mode", "connection_strategy", "dns_name_servers"):  # fmt: skip
+        assert name in master.options, name
+    assert "modify_headers" not in master.options  # mitmdump's toolbox stays out
