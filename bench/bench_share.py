@@ -74,7 +74,7 @@ async def post_load(port: int, seconds: float, connections: int) -> tuple[int, l
 
     async def worker(number: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        host = f"social{number}.example"
+        host = f"w{number}.social.example"  # a share site (--share-site social.example)
         try:
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
@@ -138,7 +138,7 @@ async def main() -> None:
         )
         results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
         for round_number in range(1, args.rounds + 1):
-            for name, extra in (("off", ["--no-share"]), ("on", [])):
+            for name, extra in (("off", ["--no-share"]), ("on", ["--share-site", "social.example"])):
                 port = free_port()
                 command = [str(bin_dir / "linkwarn"), "run", "--data-dir", str(data),
                            "--listen-port", str(port), "--upstream", upstream_url, "--no-sample",

@@ -234,8 +234,23 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO, store: St
     return status
 
 
+async def _live_figures(proxy: dict[str, Any]) -> dict[str, Any]:
+    """The running proxy's own figures now, from its local API (run.json's may be a few seconds old,
+    or stale when the disk is full): TLS connection counts and the event log's state."""
+    if not proxy.get("api"):
+        return {}
+    try:
+        async with httpx.AsyncClient(timeout=3) as client:
+            live = (await client.get(f"{proxy['api']}/v1/status")).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return {name: live[name] for name in ("connections", "events") if name in live}
+
+
 async def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO, store: Store, data_dir: Path) -> int:
     report = await status_report(store, data_dir, time.time())
+    if report["proxy"] is not None:
+        report["proxy"].update(await _live_figures(report["proxy"]))
     feeds, sources, proxy = report["feeds"], report["sources"], report["proxy"]
     if args.json:
         print(json.dumps(report), file=out)

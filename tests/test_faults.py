@@ -8,6 +8,7 @@ is served, and the events committed before the kill are there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 import ssl
@@ -185,3 +186,42 @@ def test_a_feed_gone_past_its_expiry_is_shown_stale_and_requests_are_still_answe
         assert "STALE (past its expiry)" in done.stdout
     finally:
         proxy.stop()
+
+
+def test_linkwarn_status_says_when_the_running_proxy_cannot_store_its_events(
+    tmp_path: Path, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=False)
+    assert mounted.returncode == 0, "this test mounts a small tmpfs: run it as root (as .ci/run does)"
+    proxy = RunningProxy.start(disk / "data", upstreams[0].port, upstreams[1].port)  # the sample list
+    filler = disk / "filler"
+    try:
+        with contextlib.suppress(OSError), filler.open("wb") as file:
+            for _ in range(4096):
+                file.write(b"\0" * 4096)
+                file.flush()
+        with httpx.Client(proxy=proxy.url, verify=_trusting(proxy), timeout=20) as client:
+            for n in range(50):  # block pages shown, each an event the full disk cannot take
+                page = client.get(
+                    f"http://mirror.test/{n}-" + "x" * 2000, headers=NAVIGATE, follow_redirects=True
+                )
+                assert page.url.host == "linkwarn.internal"
+
+        def status() -> str:
+            return subprocess.run(
+                [sys.executable, "-m", "proxy_addon.cli", "status", "--data-dir", str(proxy.data_dir)],
+                cwd=ROOT, capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+
+        _wait(lambda: "EVENTS ARE NOT BEING STORED" in status(), 20, "linkwarn status names the failure")
+        assert "full" in status()
+        filler.unlink()
+        _wait(
+            lambda: "EVENTS ARE NOT BEING STORED" not in status(), 20, "the events written once there is room"
+        )
+        assert _query(proxy.data_dir, "SELECT count(*) FROM events WHERE kind = 'block'")[0][0] >= 50
+    finally:
+        proxy.stop()
+        subprocess.run(["umount", "-l", str(disk)], check=True)
