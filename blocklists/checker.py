@@ -23,6 +23,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .canonical import Canonical, canonicalize_partial, canonicalize_traced, expressions_of, host_expressions
 from .entry import EntryRow, key_of
@@ -94,11 +95,22 @@ class Checker:
         hosts = self.hosts
         if hosts is None:
             return True
-        try:
-            canonical = canonicalize_traced(f"http://[{name}]/" if ":" in name else f"http://{name}/")
-        except InvalidURL:
-            return True
-        return hosts.reads(canonical.host, canonical.is_ip)
+        canonical = _canonical_host(name)
+        return True if canonical is None else hosts.reads(*canonical)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_host(name: str) -> tuple[str, bool] | None:
+    """A connection's host name as `canonicalize` reads it, and whether it is an address; None: unreadable.
+
+    Cached: a browser opens many connections to the same few hosts, and the
+    answer depends on the name alone (the lists are looked up afresh each time).
+    """
+    try:
+        canonical = canonicalize_traced(f"http://[{name}]/" if ":" in name else f"http://{name}/")
+    except InvalidURL:
+        return None
+    return canonical.host, canonical.is_ip
 
     def prefilter(self, url: str) -> Prefiltered:
         """Canonical URL, its expressions, and those whose prefix is listed.

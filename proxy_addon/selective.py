@@ -48,11 +48,11 @@ class Selective:
         runtime.on_lists_changed.append(self.recheck)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
-        hello = data.client_hello
-        names = connection_names(data)
-        if hello.sni is None:
+        sni = data.client_hello.sni  # parsed afresh on each read: once is enough
+        names = connection_names(data, sni)
+        if sni is None:
             why: str | None = "no server name"
-        elif _may_hide_a_name(data):
+        elif _may_hide_a_name(data, sni):
             why = "an encrypted client hello to a server it does not name"
         else:
             why = self.reason_to_read(names)
@@ -104,7 +104,7 @@ class Selective:
         logger.debug("linkwarn: %d passed-through tunnels remain", len(self.passed))
 
 
-def _may_hide_a_name(data: tls.ClientHelloData) -> bool:
+def _may_hide_a_name(data: tls.ClientHelloData, sni: str) -> bool:
     """An Encrypted Client Hello whose outer name is not the host the tunnel was opened to.
 
     Real ECH puts the wanted host in the encrypted inner hello and a provider's
@@ -117,15 +117,15 @@ def _may_hide_a_name(data: tls.ClientHelloData) -> bool:
         return False
     address = data.context.server.address
     target = str(address[0]).lower().rstrip(".") if address else ""
-    return target != (data.client_hello.sni or "").lower().rstrip(".")
+    return target != sni.lower().rstrip(".")
 
 
-def connection_names(data: tls.ClientHelloData) -> tuple[str, ...]:
+def connection_names(data: tls.ClientHelloData, sni: str | None) -> tuple[str, ...]:
     """The host names a TLS connection carries: its CONNECT target (or destination) and its SNI."""
     names = []
     address = data.context.server.address
     if address:
         names.append(str(address[0]))
-    if data.client_hello.sni:
-        names.append(data.client_hello.sni)
+    if sni:
+        names.append(sni)
     return tuple(dict.fromkeys(name.lower().rstrip(".") for name in names if name))
