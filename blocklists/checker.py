@@ -98,20 +98,6 @@ class Checker:
         canonical = _canonical_host(name)
         return True if canonical is None else hosts.reads(*canonical)
 
-
-@lru_cache(maxsize=4096)
-def _canonical_host(name: str) -> tuple[str, bool] | None:
-    """A connection's host name as `canonicalize` reads it, and whether it is an address; None: unreadable.
-
-    Cached: a browser opens many connections to the same few hosts, and the
-    answer depends on the name alone (the lists are looked up afresh each time).
-    """
-    try:
-        canonical = canonicalize_traced(f"http://[{name}]/" if ":" in name else f"http://{name}/")
-    except InvalidURL:
-        return None
-    return canonical.host, canonical.is_ip
-
     def prefilter(self, url: str) -> Prefiltered:
         """Canonical URL, its expressions, and those whose prefix is listed.
 
@@ -141,3 +127,17 @@ def _canonical_host(name: str) -> tuple[str, bool] | None:
     async def check(self, url: str, now: float | None = None) -> Verdict:
         """The whole decision for one URL. Raises InvalidURL."""
         return await self.confirm(url, self.prefilter(url), now)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_host(name: str) -> tuple[str, bool] | None:
+    """A connection's host name as `canonicalize` reads it, and whether it is an address; None: unreadable.
+
+    Cached: a browser opens many connections to the same few hosts, and the
+    answer depends on the name alone (the lists are looked up afresh each time).
+    """
+    try:
+        canonical = canonicalize_traced(f"http://[{name}]/" if ":" in name else f"http://{name}/")
+    except InvalidURL:
+        return None
+    return canonical.host, canonical.is_ip
