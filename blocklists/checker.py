@@ -44,12 +44,20 @@ class HostIndex:
     markers: PrefixIndex
     unmarked: int
 
-    def reads(self, host: str, is_ip: bool) -> bool:
-        """Whether an entry could match under *host* (canonical): its own marker or a parent's.
+    def reads(self, index: PrefixIndex, host: str, is_ip: bool) -> bool:
+        """Whether an entry could match under *host* (canonical), itself or a parent domain.
 
-        With any unmarked entry, every host might be the one it lists.
+        A host entry (``host/``) answers by its own key in the entries' *index*;
+        an entry with a path, by its host's marker. A prefix hit is not
+        confirmed: at worst a connection is read that need not be. With any
+        unmarked entry, every host might be the one it lists.
         """
-        return self.unmarked > 0 or bool(self.markers.hits(host_expressions(host, is_ip)))
+        hosts = host_expressions(host, is_ip)
+        return (
+            self.unmarked > 0
+            or bool(self.markers.hits(hosts))
+            or bool(index.hits([name + "/" for name in hosts]))
+        )
 
 
 class Checker:
@@ -81,7 +89,7 @@ class Checker:
             return await self.reload()
         index = await asyncio.to_thread(self.index.with_keys, [row[0] for row in added])
         markers = await asyncio.to_thread(
-            self.hosts.markers.with_prefixes, [row[9] for row in added if row[9] is not None]
+            self.hosts.markers.with_prefixes, [row[9] for row in added if needs_marker(row)]
         )
         self.hosts, self.index = HostIndex(markers, self.hosts.unmarked), index
         return index
@@ -92,11 +100,11 @@ class Checker:
         No I/O. True until the indexes are loaded, and for a name that cannot
         be read as a host (doubt is never a pass).
         """
-        hosts = self.hosts
-        if hosts is None:
+        hosts, index = self.hosts, self.index
+        if hosts is None or index is None:
             return True
         canonical = _canonical_host(name)
-        return True if canonical is None else hosts.reads(*canonical)
+        return True if canonical is None else hosts.reads(index, *canonical)
 
     def prefilter(self, url: str) -> Prefiltered:
         """Canonical URL, its expressions, and those whose prefix is listed.
@@ -141,3 +149,10 @@ def _canonical_host(name: str) -> tuple[str, bool] | None:
     except InvalidURL:
         return None
     return canonical.host, canonical.is_ip
+
+
+def needs_marker(row: EntryRow) -> bool:
+    """Whether the host index must hold this row's marker: not for a host entry (``host/``),
+    whose key answers for its host; yes for a path, and for a hashed entry (which is which is unknown)."""
+    expression, marker = row[1], row[9]
+    return marker is not None and (expression is None or expression.find("/") < len(expression) - 1)

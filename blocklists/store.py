@@ -235,7 +235,7 @@ _PREFIX_CHUNK = 65536  # prefixes per query when the index is read
 
 
 def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
-    """The first 8 bytes of every key, and every distinct host marker; each sorted, concatenated.
+    """The first 8 bytes of every key, and the distinct host markers that are needed; each sorted.
 
     Keys: one sequential scan of committed data (the table is stored in key
     order). SQLite hex-encodes a chunk at a time, without the GIL, and Python
@@ -257,9 +257,12 @@ def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
                 break
             parts.append(_in_order(bytes.fromhex(text)))
             after = last
+        # A host entry ("host/") needs no marker: its own key answers for its host
+        # (`Checker.reads_host`), so a domain list adds none.
         (markers,) = db.execute(
-            "SELECT group_concat(hex(marker), '') FROM"
-            " (SELECT DISTINCT marker FROM entries WHERE marker IS NOT NULL ORDER BY marker)"
+            "SELECT group_concat(hex(marker), '') FROM (SELECT DISTINCT marker FROM entries"
+            " WHERE marker IS NOT NULL"
+            " AND (expression IS NULL OR instr(expression, '/') < length(expression)) ORDER BY marker)"
         ).fetchone()
         return b"".join(parts), _in_order(bytes.fromhex(markers or ""))
     finally:
