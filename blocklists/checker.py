@@ -89,7 +89,8 @@ class Checker:
             return await self.reload()
         index = await asyncio.to_thread(self.index.with_keys, [row[0] for row in added])
         markers = await asyncio.to_thread(
-            self.hosts.markers.with_prefixes, [row[9] for row in added if needs_marker(row)]
+            self.hosts.markers.with_prefixes,
+            [row[9] for row in added if row[9] is not None and needs_marker(row)],
         )
         self.hosts, self.index = HostIndex(markers, self.hosts.unmarked), index
         return index
