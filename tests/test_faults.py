@@ -188,7 +188,7 @@ def test_a_feed_gone_past_its_expiry_is_shown_stale_and_requests_are_still_answe
         proxy.stop()
 
 
-def test_linkwarn_status_says_when_the_running_proxy_cannot_store_its_events(
+def test_a_full_disk_is_shown_in_status_and_survived(
     tmp_path: Path, upstreams: tuple[Upstream, Upstream]
 ) -> None:
     disk = tmp_path / "disk"
@@ -222,6 +222,7 @@ def test_linkwarn_status_says_when_the_running_proxy_cannot_store_its_events(
             lambda: "EVENTS ARE NOT BEING STORED" not in status(), 20, "the events written once there is room"
         )
         assert _query(proxy.data_dir, "SELECT count(*) FROM events WHERE kind = 'block'")[0][0] >= 50
+
     finally:
         proxy.stop()
         subprocess.run(["umount", "-l", str(disk)], check=True)
