@@ -81,6 +81,16 @@ def _dotted_tokens(text: str) -> Iterator[str]:
         position = end
 
 
+def _split_link(before: str, after: str) -> str:
+    """A link split across two form fields: the run of text that ends one and the run that starts
+    the next, read together (a link has no delimiter in it, so nothing else can join them)."""
+    tail = _RUN.match(before[-SPLIT_WINDOW:][::-1])
+    head = _RUN.match(after, 0, SPLIT_WINDOW)
+    tail_text = before[len(before) - tail.end() :] if tail and tail.end() else ""
+    head_text = head.group() if head else ""
+    return tail_text + head_text if tail_text and head_text else ""
+
+
 def is_text_type(content_type: str) -> bool:
     """Whether a body of this content type is text a link could be in."""
     media = content_type.split(";", 1)[0].strip().lower()
@@ -129,7 +139,9 @@ def _texts(body: bytes, content_type: str, depth: int = 0) -> Iterator[str]:
                 values = [value for _, value in fields]
                 yield from values
                 for before, after in pairwise(values):
-                    yield before[-SPLIT_WINDOW:] + after[:SPLIT_WINDOW]  # a link split across two fields
+                    joined = _split_link(before, after)
+                    if joined:
+                        yield joined
                 return
         elif media.startswith("multipart/"):
             yield from _multipart(body, content_type, depth)
