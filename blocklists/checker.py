@@ -28,7 +28,7 @@ from functools import lru_cache
 from .canonical import Canonical, canonicalize_partial, canonicalize_traced, expressions_of, host_expressions
 from .entry import EntryRow, key_of
 from .errors import InvalidURL
-from .index import PrefixIndex
+from .index import PrefixIndex, ShortPrefixIndex
 from .matching import Verdict, decide
 from .store import Store
 
@@ -41,7 +41,7 @@ Prefiltered = tuple[Canonical, list[str], list[tuple[str, bytes]]]
 class HostIndex:
     """The host markers, and how many entries have none (their host is unknown)."""
 
-    markers: PrefixIndex
+    markers: ShortPrefixIndex  # the first 4 bytes of each host marker a path entry needs
     unmarked: int
 
     def reads(self, index: PrefixIndex, host: str, is_ip: bool) -> bool:
@@ -73,7 +73,7 @@ class Checker:
         # Built in a worker thread: the bucket table of a large index takes a
         # noticeable fraction of a second, which requests must not wait for.
         index = await asyncio.to_thread(PrefixIndex.from_prefix_bytes, keys)
-        hosts = HostIndex(await asyncio.to_thread(PrefixIndex.from_prefix_bytes, markers), unmarked)
+        hosts = HostIndex(await asyncio.to_thread(ShortPrefixIndex.from_prefix_bytes, markers), unmarked)
         self.hosts, self.index = hosts, index
         return index
 

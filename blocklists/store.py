@@ -235,7 +235,7 @@ _PREFIX_CHUNK = 65536  # prefixes per query when the index is read
 
 
 def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
-    """The first 8 bytes of every key, and the distinct host markers that are needed; each sorted.
+    """The first 8 bytes of every key, and the first 4 of each host marker needed; each sorted.
 
     Keys: one sequential scan of committed data (the table is stored in key
     order). SQLite hex-encodes a chunk at a time, without the GIL, and Python
@@ -260,30 +260,30 @@ def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
         # A host entry ("host/") needs no marker: its own key answers for its host
         # (`Checker.reads_host`), so a domain list adds none.
         (markers,) = db.execute(
-            "SELECT group_concat(hex(marker), '') FROM (SELECT DISTINCT marker FROM entries"
+            "SELECT group_concat(hex(m), '') FROM (SELECT DISTINCT substr(marker, 1, 4) AS m FROM entries"
             " WHERE marker IS NOT NULL"
-            " AND (expression IS NULL OR instr(expression, '/') < length(expression)) ORDER BY marker)"
+            " AND (expression IS NULL OR instr(expression, '/') < length(expression)) ORDER BY m)"
         ).fetchone()
-        return b"".join(parts), _in_order(bytes.fromhex(markers or ""))
+        return b"".join(parts), _in_order(bytes.fromhex(markers or ""), width=4)
     finally:
         db.close()
 
 
-def _in_order(chunk: bytes) -> bytes:
+def _in_order(chunk: bytes, width: int = 8) -> bytes:
     # SQLite before 3.44 does not promise group_concat's order; it keeps it in
     # practice, and an index out of order would miss entries: check.
-    return chunk if _ascending(chunk) else _sorted_prefixes(chunk)
+    return chunk if _ascending(chunk, width) else _sorted_prefixes(chunk, width)
 
 
-def _ascending(prefixes: bytes) -> bool:
-    values = array("Q", prefixes)
+def _ascending(prefixes: bytes, width: int = 8) -> bool:
+    values = array("Q" if width == 8 else "I", prefixes)
     if sys.byteorder == "little":
         values.byteswap()
     return all(map(le, values, islice(values, 1, None)))
 
 
-def _sorted_prefixes(prefixes: bytes) -> bytes:
-    return b"".join(sorted(prefixes[at : at + 8] for at in range(0, len(prefixes), 8)))
+def _sorted_prefixes(prefixes: bytes, width: int = 8) -> bytes:
+    return b"".join(sorted(prefixes[at : at + width] for at in range(0, len(prefixes), width)))
 
 
 _UPSERT_TAIL = (
@@ -719,7 +719,7 @@ class Store:
         return await _lookup(self._read(), keys)
 
     async def key_prefixes(self) -> tuple[bytes, bytes]:
-        """What the indexes are built from: every key's first 8 bytes and every host marker.
+        """What the indexes are built from: every key's first 8 bytes, and 4 of each needed host marker.
 
         Each sorted and concatenated; read in a worker thread, over a
         connection of its own, as hex text that SQLite builds a chunk at a

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from array import array
 
 import pytest
 
@@ -47,3 +48,17 @@ def test_with_keys_merges_into_a_new_index() -> None:
     assert [e for e, _ in grown.hits(probes)] == probes[:4]
     assert [e for e, _ in base.hits(["new.test/"])] == []  # the original is untouched
     assert list(grown._prefixes) == sorted(grown._prefixes)
+
+
+def test_a_short_prefix_index_holds_four_bytes_and_merges_like_the_long_one() -> None:
+    from blocklists.index import ShortPrefixIndex
+
+    keys = [key_of(f"h{n}.test") for n in range(50)]
+    index = ShortPrefixIndex.from_keys(keys[:40])
+    assert index.nbytes < PrefixIndex.from_keys(keys[:40]).nbytes
+    assert [e for e, _ in index.hits(["h3.test", "h45.test"])] == ["h3.test"]
+    merged = index.with_prefixes(keys[40:])
+    assert isinstance(merged, ShortPrefixIndex)
+    assert [e for e, _ in merged.hits(["h3.test", "h45.test", "other.test"])] == ["h3.test", "h45.test"]
+    with pytest.raises(TypeError, match="array\\('I'\\)"):
+        ShortPrefixIndex(array("Q"))
