@@ -172,6 +172,22 @@ class _Banner:
         _trim_heap()
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _fix_mmap_threshold() -> None:
+    """Keep large allocations in their own mappings, handed back whole when freed.
+
+    glibc raises its mmap threshold each time a large block is freed, so the
+    megabyte buffers of loading the lists (the prefixes read from SQLite, a
+    feed's pieces) land in the heap afterwards, fragment it and stay resident:
+    measured, 20 MB of 5M entries' load kept. A fixed threshold (glibc's
+    default, 128 KiB) stops that.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def _trim_heap() -> None:
     """Hand the memory freed after loading back to the system (glibc keeps it otherwise)."""
     with contextlib.suppress(OSError, AttributeError):
@@ -232,6 +248,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     # linkwarn's own lines (lists loaded, warnings shown) at INFO; mitmproxy's
     # per-connection chatter only from WARNING up, as with mitmdump -q.
+    _fix_mmap_threshold()
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sync is ours to write
