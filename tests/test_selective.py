@@ -31,6 +31,7 @@ ENTRIES = [
     Entry.listing("10.11.12.13/", Action.BLOCK),
     Entry.listing("[2001:db8::7]/", Action.BLOCK),
     Entry.listing("safe.mirror.test/", Action.ALLOW),
+    Entry.listing("xn--bcher-leaks-thb.test/files/", Action.BLOCK),  # bücher-leaks.test
 ]
 HASHED = Entry(key=key_of("hashed.test/files/"), action=Action.BLOCK, marker=host_marker("hashed.test"))
 
@@ -73,6 +74,9 @@ async def _checker(tmp_path: Path, entries: list[Entry]) -> tuple[Store, Checker
         ("10.11.12.14", False),
         ("a..b", False),  # read as a.b, as browsers do
         ("not:an:address", True),  # not a host name: doubt is not a pass
+        ("XN--BCHER-LEAKS-THB.TEST.", True),  # an IDN host, as an SNI carries it
+        ("www.bücher-leaks.test", True),  # and in Unicode, as a CONNECT may
+        ("bucher-leaks.test", False),
     ],
 )
 async def test_reads_host(tmp_path: Path, name: str, read: bool) -> None:
