@@ -416,7 +416,12 @@ async function handle(message, ownPage) {
 
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (sender.id !== chrome.runtime.id) return false;
-  const ownPage = typeof sender.url === "string" && sender.url.startsWith(`${OWN_ORIGIN}/`);
+  // The warning page is web-accessible (the browser's redirect rules need it so), so any site
+  // can frame it: framed, it is a web page's tool (hidden frames writing fake warnings, a
+  // transparent frame under a decoy button), and it is answered as a web page would be.
+  const framed =
+    typeof sender.url === "string" && sender.url.startsWith(WARNING_URL) && sender.frameId !== 0;
+  const ownPage = !framed && typeof sender.url === "string" && sender.url.startsWith(`${OWN_ORIGIN}/`);
   handle(message, ownPage).then(sendResponse, (error) => sendResponse({ error: describe(error) }));
   return true;
 });

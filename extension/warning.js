@@ -27,6 +27,12 @@ function goBack() {
 }
 
 async function show() {
+  if (window.top !== window) {
+    // Framed by some page: never a person's decision on a page of its own (the service worker
+    // refuses a framed page's messages too).
+    element("title").textContent = "linkwarn's warning cannot be shown inside another page";
+    return;
+  }
   element("url").textContent = blocked;
   element("back").addEventListener("click", goBack);
   if (!/^https?:\/\//.test(blocked)) {

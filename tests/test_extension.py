@@ -352,6 +352,35 @@ def test_an_address_only_the_proxy_recognizes_is_caught_on_navigation(browser: B
     shown.close()
 
 
+def test_a_web_page_that_frames_the_warning_page_gets_nothing_from_it(browser: Browser) -> None:
+    """Hidden frames writing fake warnings, a transparent frame under a decoy: neither works."""
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    before = len(extension_events(browser.proxy, "warning"))
+    url = "http://paste.example/raw/salaries"  # a warn entry no other test proceeds past
+    page.evaluate(
+        "src => { const f = document.createElement('iframe'); f.id = 'w'; f.style.opacity = '0';"
+        " f.src = src; document.body.append(f); }",
+        f"{browser.origin}/warning.html#{url}",
+    )
+    framed = page.frame_locator("#w")
+    framed.locator("#title").wait_for(timeout=5000)
+    wait_until(
+        lambda: "cannot be shown inside another page" in framed.locator("#title").inner_text(), "refusal"
+    )
+    assert framed.locator("#proceed").is_hidden()
+    # Whatever the framed page itself might send, the service worker answers it as a web page.
+    frame = next(f for f in page.frames if f.url.startswith(browser.origin))
+    for message in ({"type": "proceed", "url": url}, {"type": "shown", "url": url}):
+        answer = frame.evaluate("m => chrome.runtime.sendMessage(m)", message)
+        assert "not accepted from a web page" in answer["error"], answer
+    time.sleep(1.5)  # events are batched: give a fake one the time to arrive
+    assert len(extension_events(browser.proxy, "warning")) == before
+    page.goto(url, wait_until="commit")
+    _warning(page, browser, url)  # no pass was granted: the real navigation is still warned
+    page.close()
+
+
 def test_a_report_from_the_warning_page_reaches_the_proxy(browser: Browser) -> None:
     page = browser.page()
     page.goto("http://paste.example/raw/salaries", wait_until="commit")
