@@ -31,6 +31,7 @@ from mitmproxy import ctx, tls
 from mitmproxy.connection import Client
 
 from proxy_addon.runtime import Runtime
+from proxy_addon.tunnels import distinct_names
 
 __all__ = ["ENCRYPTED_CLIENT_HELLO", "Selective", "connection_names"]
 
@@ -122,10 +123,5 @@ def _may_hide_a_name(data: tls.ClientHelloData, sni: str) -> bool:
 
 def connection_names(data: tls.ClientHelloData, sni: str | None) -> tuple[str, ...]:
     """The host names a TLS connection carries: its CONNECT target (or destination) and its SNI."""
-    names = []
     address = data.context.server.address
-    if address:
-        names.append(str(address[0]))
-    if sni:
-        names.append(sni)
-    return tuple(dict.fromkeys(name.lower().rstrip(".") for name in names if name))
+    return distinct_names([str(address[0]) if address else None, sni])

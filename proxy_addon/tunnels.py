@@ -12,12 +12,12 @@ into one-byte segments), the decision waits for more.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
-__all__ = ["CloseTunnel", "guard", "tunnel_names"]
+__all__ = ["CloseTunnel", "distinct_names", "guard", "tunnel_names"]
 
 MIN_BYTES = 3  # what mitmproxy needs to tell a TLS record or an HTTP verb from raw TCP
 
@@ -44,7 +44,12 @@ def tunnel_names(nextlayer: layer.NextLayer) -> list[str]:
         hello = None
     if hello is not None and hello.sni:
         names.append(hello.sni)
-    return list(dict.fromkeys(name.lower().rstrip(".") for name in names if name))
+    return list(distinct_names(names))
+
+
+def distinct_names(names: Iterable[str | None]) -> tuple[str, ...]:
+    """Host names as compared: lower-case, no trailing dot, each once, empty ones left out."""
+    return tuple(dict.fromkeys(name.lower().rstrip(".") for name in names if name))
 
 
 async def guard(nextlayer: layer.NextLayer, refusal: Callable[[str], Awaitable[str | None]]) -> str | None:

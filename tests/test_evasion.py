@@ -35,7 +35,7 @@ from tests.support.evasion import full_url, render
 from tests.support.hooks import NAVIGATE, proxy_with
 
 from .conftest import VECTORS
-from .support.servers import ROOT, RunningProxy, Upstream
+from .support.servers import ROOT, RunningProxy, Upstream, read_response
 
 CORPUS = json.loads((VECTORS / "evasion.json").read_text("utf-8"))
 CASES: list[dict[str, Any]] = CORPUS["cases"]
@@ -188,25 +188,7 @@ class Wire:
         self.trust = trust if trust is not None else proxy.trust_file  # the CAs the client trusts
 
     def _read(self, sock: Any) -> tuple[int, dict[str, str]]:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
+        status, headers, _ = read_response(sock)
         return status, headers
 
     def plain(self, authority: str, path: str, extra: str = "") -> int:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,9 @@ from blocklists.errors import StoreError
 from blocklists.store import Event
 from proxy_addon import events
 from proxy_addon.events import MAX_FIELD, EventKind, EventLog, safe_text
+
+from .support.disk import fill
+from .support.disk import small_disk as mounted_small_disk
 
 
 def test_safe_text() -> None:
@@ -111,26 +112,15 @@ async def test_retention_deletes_old_events_in_steps(tmp_path: Path, monkeypatch
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs: a disk that can really fill up."""
-    path = tmp_path / "small"
-    path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)], check=False)
-    assert done.returncode == 0, "this test mounts a small tmpfs: run it as root (as .ci/run does)"
-    yield path
-    subprocess.run(["umount", "-l", str(path)], check=True)
-
-
-def _fill(path: Path) -> None:
-    with contextlib.suppress(OSError), path.open("wb") as file:
-        for _ in range(4096):
-            file.write(b"\0" * 4096)
-            file.flush()
+    with mounted_small_disk(tmp_path / "small", "2m") as path:
+        yield path
 
 
 async def test_a_full_disk_keeps_events_in_memory_until_there_is_room(small_disk: Path) -> None:
     async with Store.in_dir(small_disk) as store:
         log = EventLog(store)
         filler = small_disk / "filler"
-        await asyncio.to_thread(_fill, filler)
+        await asyncio.to_thread(fill, filler)
         for n in range(300):
             log.record(_event(at=float(n), detail="x" * 4000))
         with pytest.raises(sqlite3.OperationalError, match="full"):

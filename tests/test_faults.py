@@ -8,7 +8,6 @@ is served, and the events committed before the kill are there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sqlite3
 import ssl
@@ -24,6 +23,7 @@ from blocklists import Store
 from blocklists.feed import public_key_text, publish
 from blocklists.store import STORE_FILE
 
+from .support.disk import fill, small_disk
 from .support.feeds import FeedHost, entries
 from .support.servers import ROOT, RunningProxy, Upstream
 from .support.synthetic import synthetic_entries
@@ -191,17 +191,15 @@ def test_a_feed_gone_past_its_expiry_is_shown_stale_and_requests_are_still_answe
 def test_a_full_disk_is_shown_in_status_and_survived(
     tmp_path: Path, upstreams: tuple[Upstream, Upstream]
 ) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=False)
-    assert mounted.returncode == 0, "this test mounts a small tmpfs: run it as root (as .ci/run does)"
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        _full_disk_under_a_running_proxy(disk, upstreams)
+
+
+def _full_disk_under_a_running_proxy(disk: Path, upstreams: tuple[Upstream, Upstream]) -> None:
     proxy = RunningProxy.start(disk / "data", upstreams[0].port, upstreams[1].port)  # the sample list
     filler = disk / "filler"
     try:
-        with contextlib.suppress(OSError), filler.open("wb") as file:
-            for _ in range(4096):
-                file.write(b"\0" * 4096)
-                file.flush()
+        fill(filler)
         with httpx.Client(proxy=proxy.url, verify=_trusting(proxy), timeout=20) as client:
             for n in range(50):  # block pages shown, each an event the full disk cannot take
                 page = client.get(
@@ -225,4 +223,3 @@ def test_a_full_disk_is_shown_in_status_and_survived(
 
     finally:
         proxy.stop()
-        subprocess.run(["umount", "-l", str(disk)], check=True)

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from playwright.sync_api import Browser, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import sync_playwright
 
 from blocklists import Action, Entry, Store, key_of
 from blocklists.entry import host_marker
@@ -31,7 +31,7 @@ from blocklists.feed import public_key_text, publish
 
 from .support.feeds import FeedHost
 from .support.h2server import H2Upstream
-from .support.servers import ROOT, RunningProxy, Upstream, spki_hash
+from .support.servers import ROOT, RunningProxy, Upstream, read_response, spki_hash
 
 UPSTREAM_ISSUER = "linkwarn test upstream CA"
 NAVIGATE = "Accept: text/html\r\nSec-Fetch-Dest: document\r\nSec-Fetch-Mode: navigate\r\n"
@@ -103,24 +103,8 @@ def issuer(tls: ssl.SSLSocket) -> str:
 
 def get(tls: ssl.SSLSocket, host: str, path: str) -> tuple[int, str]:
     tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{NAVIGATE}\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = tls.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        (
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length")
-        ),
-        0,
-    )
-    while len(body) < length:
-        body += tls.recv(65536)
-    return int(head.split(b" ")[1]), body.decode("utf-8", "replace")
+    status, _, body = read_response(tls)
+    return status, body.decode("utf-8", "replace")
 
 
 def visit(proxy: RunningProxy, host: str, path: str = "/") -> tuple[str, int, str]:
@@ -229,31 +213,32 @@ def test_status_counts_connections_never_names_them(proxy: RunningProxy) -> None
 # -- Chromium through the proxy ------------------------------------------------------------------
 
 
-def _spki(pem: Path) -> str:
-    return spki_hash(x509.load_pem_x509_certificate(pem.read_bytes()))
+def _chromium(playwright: Playwright, proxy: RunningProxy, trusted: list[Path]) -> Browser:
+    """Headless Chromium through *proxy*, trusting only the CAs in *trusted* (by their keys)."""
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is needed (.ci/run installs it)"
+    spkis = ",".join(spki_hash(x509.load_pem_x509_certificate(pem.read_bytes())) for pem in trusted)
+    return playwright.chromium.launch(
+        executable_path=executable,
+        headless=True,
+        proxy={"server": proxy.url},
+        args=[
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            f"--ignore-certificate-errors-spki-list={spkis}",
+        ],
+    )
 
 
 @pytest.mark.browser
 def test_chromium_without_the_ca_reaches_unlisted_sites_and_gets_a_certificate_error_on_listed(
     proxy: RunningProxy, secure: Upstream
 ) -> None:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is needed (.ci/run installs it)"
     with sync_playwright() as playwright:
         for trusted, listed_works in (
             ([secure.ca_file], False),
             ([secure.ca_file, proxy.ca_file], True),
         ):
-            spkis = ",".join(_spki(pem) for pem in trusted)
-            browser = playwright.chromium.launch(
-                executable_path=executable,
-                headless=True,
-                proxy={"server": proxy.url},
-                args=[
-                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                    f"--ignore-certificate-errors-spki-list={spkis}",
-                ],
-            )
+            browser = _chromium(playwright, proxy, trusted)
             try:
                 page = browser.new_page()
                 page.goto("https://clean.test/article")
@@ -291,18 +276,9 @@ def test_chromium_opens_a_tunnel_per_host_even_when_an_open_h2_connection_covers
     proxy = RunningProxy.start(
         tmp_path / "data", upstreams[0].port, h2.port, "--no-sample", upstream_ca=secure.ca_file
     )
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is needed (.ci/run installs it)"
     try:
-        spkis = ",".join(_spki(pem) for pem in (secure.ca_file, proxy.ca_file))
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable,
-                headless=True,
-                proxy={"server": proxy.url},
-                args=["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                      f"--ignore-certificate-errors-spki-list={spkis}"],
-            )  # fmt: skip
+            browser = _chromium(playwright, proxy, [secure.ca_file, proxy.ca_file])
             try:
                 page = browser.new_page()
                 page.goto("https://clean.test/article")
