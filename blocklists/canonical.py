@@ -32,6 +32,8 @@ __all__ = [
     "expressions_of",
     "host_expressions",
     "path_expressions",
+    "plain_canonical_host",
+    "plain_host",
     "registrable_domain",
 ]
 
@@ -60,6 +62,9 @@ _IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
 # Characters that cannot be part of a host once it is unescaped: a browser
 # refuses such a host, so a URL that has one is not a URL anyone can open.
 _FORBIDDEN_HOST_CHARS = frozenset("/\\?@")
+# An http(s) URL whose authority is only ASCII letters, digits, hyphens and dots, and a port.
+_PLAIN_NAME = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?")  # lowercase LDH labels, no empty one
+_PLAIN_AUTHORITY = re.compile(r"[hH][tT][tT][pP][sS]?://([a-zA-Z0-9.-]+)(?::[0-9]*)?(?=[/?#]|\Z)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,39 @@ def canonicalize_partial(url: str) -> Canonical:
     path = "/" + path[:PARTIAL_PATH]
     path = path[: path.rfind("/") + 1]
     return Canonical(scheme, host, _canonical_path(path, steps), None, is_ip, tuple(steps), partial=True)
+
+
+def plain_host(url: str) -> str | None:
+    """The host of *url* when it can be read without canonicalizing the whole URL, else None.
+
+    That is an ``http://`` or ``https://`` URL whose authority is nothing but
+    ASCII letters, digits, hyphens and dots, and perhaps a port: no user name,
+    no escape, no backslash, no character that UTS #46 maps. Its host is the one
+    `canonicalize` reads, before the host's own steps (case, dots, IPv4
+    spellings), which `canonicalize` applies to it alike. A link scanner can
+    then ask about the host alone (`Checker.may_match`) and canonicalize only
+    the URLs whose host could be listed.
+    """
+    match = _PLAIN_AUTHORITY.match(url)
+    return None if match is None else match.group(1)
+
+
+def plain_canonical_host(name: str) -> tuple[str, bool] | None:
+    """The canonical host of a plain host *name*, and whether it is an address; else None.
+
+    Plain: ASCII letters, digits and hyphens in labels with no empty one but a
+    trailing dot, and no ``xn--`` label. UTS #46 maps such a name only to lower
+    case, so it is canonical once lowered and its trailing dot dropped (or read
+    as an IPv4 address). A shortcut for the names connections and links carry
+    most, equal to what `canonicalize` reads for them (a test holds it so);
+    None means: canonicalize the name whole.
+    """
+    lowered = name.lower() if name.isascii() else ""
+    if not lowered or _PLAIN_NAME.fullmatch(lowered) is None or "xn--" in lowered:
+        return None
+    host = lowered.rstrip(".")
+    ipv4 = _parse_ipv4(host)
+    return (host, False) if ipv4 is None else (ipv4, True)
 
 
 def _split_scheme(text: str, steps: list[str]) -> tuple[str, str]:

@@ -15,6 +15,8 @@ one, never half of either.
 decrypted: could any entry match a URL on this host? Entries carry a host
 marker (`entry.host_marker`); a second index holds those, and the host and
 its parent domains are looked up in it as a URL's expressions are in the first.
+`Checker.may_match` asks the same of a URL whose host can be read on its own,
+which is how a post's links are screened before any is canonicalized whole.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .canonical import Canonical, canonicalize_partial, canonicalize_traced, expressions_of, host_expressions
+from .canonical import (
+    Canonical,
+    canonicalize_partial,
+    canonicalize_traced,
+    expressions_of,
+    host_expressions,
+    plain_canonical_host,
+    plain_host,
+)
 from .entry import EntryRow, key_of
 from .errors import InvalidURL
 from .index import PrefixIndex, ShortPrefixIndex
@@ -35,6 +45,7 @@ from .store import Store
 __all__ = ["Checker", "HostIndex", "Prefiltered"]
 
 Prefiltered = tuple[Canonical, list[str], list[tuple[str, bytes]]]
+READ_HOSTS_CACHED = 65536  # host names whose answer is kept until the indexes change
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,10 @@ class Checker:
         self.store = store
         self.index = index  # None until loaded: then the store answers every lookup
         self.hosts: HostIndex | None = None  # None until loaded: then every host is read
+        self._read_hosts: dict[str, bool] = {}  # reads_host's answers for the indexes in force
+
+    def _swap(self, hosts: HostIndex, index: PrefixIndex) -> None:
+        self.hosts, self.index, self._read_hosts = hosts, index, {}
 
     async def reload(self) -> PrefixIndex:
         """Rebuild the indexes from the store and swap them in."""
@@ -74,7 +89,7 @@ class Checker:
         # noticeable fraction of a second, which requests must not wait for.
         index = await asyncio.to_thread(PrefixIndex.from_prefix_bytes, keys)
         hosts = HostIndex(await asyncio.to_thread(ShortPrefixIndex.from_prefix_bytes, markers), unmarked)
-        self.hosts, self.index = hosts, index
+        self._swap(hosts, index)
         return index
 
     async def refresh(self, added: Sequence[EntryRow] | None = None) -> PrefixIndex:
@@ -92,7 +107,7 @@ class Checker:
             self.hosts.markers.with_prefixes,
             [row[9] for row in added if row[9] is not None and needs_marker(row)],
         )
-        self.hosts, self.index = HostIndex(markers, self.hosts.unmarked), index
+        self._swap(HostIndex(markers, self.hosts.unmarked), index)
         return index
 
     def reads_host(self, name: str) -> bool:
@@ -101,11 +116,28 @@ class Checker:
         No I/O. True until the indexes are loaded, and for a name that cannot
         be read as a host (doubt is never a pass).
         """
-        hosts, index = self.hosts, self.index
+        hosts, index, answers = self.hosts, self.index, self._read_hosts
         if hosts is None or index is None:
             return True
-        canonical = _canonical_host(name)
-        return True if canonical is None else hosts.reads(index, *canonical)
+        answer = answers.get(name)
+        if answer is None:
+            canonical = _canonical_host(name)
+            answer = True if canonical is None else hosts.reads(index, *canonical)
+            if len(answers) >= READ_HOSTS_CACHED:
+                answers.clear()
+            answers[name] = answer
+        return answer
+
+    def may_match(self, url: str) -> bool:
+        """Whether an entry could match *url*; False only when none can. No I/O.
+
+        Cheaper than `prefilter` for a URL whose host reads on its own
+        (`plain_host`): only that host is looked up, as `reads_host` does; any
+        other URL may match. A post's links are screened so, and only the few
+        that may match are canonicalized and looked up whole.
+        """
+        host = plain_host(url)
+        return host is None or self.reads_host(host)
 
     def prefilter(self, url: str) -> Prefiltered:
         """Canonical URL, its expressions, and those whose prefix is listed.
@@ -145,6 +177,9 @@ def _canonical_host(name: str) -> tuple[str, bool] | None:
     Cached: a browser opens many connections to the same few hosts, and the
     answer depends on the name alone (the lists are looked up afresh each time).
     """
+    plain = plain_canonical_host(name)
+    if plain is not None:
+        return plain
     try:
         canonical = canonicalize_traced(f"http://[{name}]/" if ":" in name else f"http://{name}/")
     except InvalidURL:

@@ -50,8 +50,8 @@ _TEXT_TYPES = (
 # be part of a link in running text.
 _LINK = re.compile(
     r"""(?ix)
-    (?:https?:(?://|\\\\)[^\s"'<>`{}|\\^\[\]]+(?:\[[^\s\]]*\][^\s"'<>`]*)?   # scheme://... (IPv6 too)
-    | (?<![\w@.-])(?:www\.)?(?:[\w-]+\.)+[^\W\d_]{2,}\.?(?::\d{1,5})?(?:/[^\s"'<>`{}|\\^]*)?  # host.tld/path
+    (?:https?:(?://|\\\\)[^\s"'<>`{}|^\[\]]*(?:\[[^\s\]]*\][^\s"'<>`]*)?   # scheme://... (IPv6 too)
+    | (?<![\w@.-])(?:www\.)?(?:[\w-]+\.)+[^\W\d_]{2,}\.?(?::\d{1,5})?(?:[/\\][^\s"'<>`{}|^]*)?  # host/path
     )
     """
 )
@@ -62,23 +62,39 @@ MAX_TOKEN = 4096  # how far back from a dot a link may start
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 
 
-def _dotted_tokens(text: str) -> Iterator[str]:
-    """The runs of text between delimiters that hold a dot: the only places a link can be.
+def _runs_around(text: str, anchor: str) -> Iterator[str]:
+    """The runs of text between delimiters that hold *anchor*.
 
     Found with str.find and two anchored matches, which are fast; the link
     pattern then runs on these few short runs instead of at every position.
     """
-    position, find = 0, text.find
+    position, find, width = 0, text.find, len(anchor)
     while True:
-        dot = find(".", position)
-        if dot < 0:
+        at = find(anchor, position)
+        if at < 0:
             return
-        before = _RUN.match(text[max(position, dot - MAX_TOKEN) : dot][::-1])
-        start = dot - (before.end() if before else 0)
-        after = _RUN.match(text, dot)
-        end = max(after.end() if after else 0, dot + 1)
+        before = _RUN.match(text[max(position, at - MAX_TOKEN) : at][::-1])
+        start = at - (before.end() if before else 0)
+        after = _RUN.match(text, at)
+        end = max(after.end() if after else 0, at + width)
         yield text[start:end]
         position = end
+
+
+def _candidate_runs(text: str) -> Iterator[str]:
+    """The runs of text a link can be in: those holding a dot, and those holding a scheme's
+    ``://`` (or ``:\\``) but no dot, for a link to a host without one (``http://168496141/``).
+
+    The second kind is looked for only when some ``://`` was in no run of the first.
+    """
+    schemes = text.count("://") + text.count(":\\")
+    for run in _runs_around(text, "."):
+        if schemes:
+            schemes -= run.count("://") + run.count(":\\")
+        yield run
+    if schemes:
+        for anchor in ("://", ":\\"):
+            yield from (run for run in _runs_around(text, anchor) if "." not in run)
 
 
 def _split_link(before: str, after: str) -> str:
@@ -200,7 +216,7 @@ def find_links(body: bytes, content_type: str) -> list[str]:
         for reading in readings:
             if "\u3002" in reading or "\uff0e" in reading or "\uff61" in reading:
                 reading = reading.translate(_DOTS)
-            for match in (m for token in _dotted_tokens(reading) for m in _LINK.finditer(token)):
+            for match in (m for token in _candidate_runs(reading) for m in _LINK.finditer(token)):
                 link = match.group().rstrip(_TRAILING)
                 if not link:
                     continue

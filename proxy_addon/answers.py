@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from mitmproxy import http
+from mitmproxy import ctx, http
+from mitmproxy.utils import human
 
 from blocklists import Entry, Verdict
 from blocklists.store import Event
 from proxy_addon.events import EventKind
 from proxy_addon.interstitial import CONTENT_SECURITY_POLICY
-from proxy_addon.policy import Answer
+from proxy_addon.policy import Answer, RequestKind
 
 __all__ = [
     "METADATA_KEY",
@@ -26,10 +27,12 @@ __all__ = [
     "client_of",
     "event_for",
     "header_safe",
+    "may_stream",
     "page_response",
     "redirect_response",
     "referrer_host",
     "refusal_response",
+    "request_kind",
 ]
 
 METADATA_KEY = "linkwarn"
@@ -161,3 +164,30 @@ def refusal_response(entry: Entry, message: str) -> http.Response:
             "x-content-type-options": "nosniff",
         },
     )
+
+
+def request_kind(request: http.Request) -> RequestKind:
+    """What kind of request this is: by Sec-Fetch headers when the browser sends them, else by Accept."""
+    if request.headers.get("upgrade", "").lower() == "websocket":
+        return RequestKind.WEBSOCKET
+    dest = request.headers.get("sec-fetch-dest")
+    if dest is not None:
+        navigation = dest == "document" and request.headers.get("sec-fetch-mode", "navigate") == "navigate"
+    else:
+        navigation = request.method in ("GET", "HEAD", "POST") and "text/html" in request.headers.get(
+            "accept", ""
+        )
+    return RequestKind.NAVIGATION if navigation else RequestKind.SUBRESOURCE
+
+
+def may_stream(request: http.Request) -> bool:
+    """Whether mitmproxy may stream this request's body (``stream_large_bodies``) while reading it."""
+    if request.stream:
+        return True
+    limit = getattr(
+        ctx.options, "stream_large_bodies", None
+    )  # absent where mitmproxy's proxy core is not loaded
+    if not limit or request.method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    length = request.headers.get("content-length")
+    return length is None or not length.isdigit() or int(length) > (human.parse_size(limit) or 0)

@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import layer, layers
-from mitmproxy.utils import human
 
 from blocklists import Action, InvalidURL, Verdict
 from blocklists.checker import Prefiltered
@@ -37,9 +36,11 @@ from proxy_addon.answers import (
     Decision,
     client_of,
     event_for,
+    may_stream,
     page_response,
     redirect_response,
     refusal_response,
+    request_kind,
 )
 from proxy_addon.events import EventKind
 from proxy_addon.interstitial import render_message, texts_for
@@ -54,39 +55,12 @@ from proxy_addon.share import ShareGuard
 from proxy_addon.tokens import Purpose, TokenError, verify
 from proxy_addon.tunnels import guard
 
-__all__ = ["METADATA_KEY", "Linkwarn", "request_kind"]
+__all__ = ["METADATA_KEY", "Linkwarn"]
 
 logger = logging.getLogger(__name__)
 
 MITMPROXY_OPTIONS = frozenset({"confdir", "ignore_hosts", "allow_hosts"})  # read into the settings too
 _SEVERITY = {Answer.FORWARD: 0, Answer.AUDIT: 1, Answer.PAGE: 2, Answer.REFUSE: 2}
-
-
-def request_kind(request: http.Request) -> RequestKind:
-    """What kind of request this is: by Sec-Fetch headers when the browser sends them, else by Accept."""
-    if request.headers.get("upgrade", "").lower() == "websocket":
-        return RequestKind.WEBSOCKET
-    dest = request.headers.get("sec-fetch-dest")
-    if dest is not None:
-        navigation = dest == "document" and request.headers.get("sec-fetch-mode", "navigate") == "navigate"
-    else:
-        navigation = request.method in ("GET", "HEAD", "POST") and "text/html" in request.headers.get(
-            "accept", ""
-        )
-    return RequestKind.NAVIGATION if navigation else RequestKind.SUBRESOURCE
-
-
-def may_stream(request: http.Request) -> bool:
-    """Whether mitmproxy may stream this request's body (``stream_large_bodies``) while reading it."""
-    if request.stream:
-        return True
-    limit = getattr(
-        ctx.options, "stream_large_bodies", None
-    )  # absent where mitmproxy's proxy core is not loaded
-    if not limit or request.method in ("GET", "HEAD", "OPTIONS"):
-        return False
-    length = request.headers.get("content-length")
-    return length is None or not length.isdigit() or int(length) > (human.parse_size(limit) or 0)
 
 
 def respond(flow: http.HTTPFlow, response: http.Response) -> None:
@@ -150,6 +124,7 @@ class Linkwarn:
             flow.metadata[METADATA_KEY] = Decision(own_origin=True, answered=True)
             return None  # answered in `request`, once the body is in
         passes = take_passes(request)
+        self.share.watch_stream(flow)  # a body mitmproxy will stream is read as it passes
         if CODE_PARAM in request.path:
             return self._with_code(flow, passes)
         if SHARE_CODE_PARAM in request.path:
@@ -168,9 +143,7 @@ class Linkwarn:
         if held is not None:
             flow.request.raw_content = held  # Send anyway: the post as it was held, byte for byte
             return None
-        if self.share.eligible(flow):
-            return self.share.check(flow, navigation=request_kind(flow.request) is RequestKind.NAVIGATION)
-        return None
+        return self.share.scan(flow)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Decrypt only what must be read: every other TLS connection passes as an untouched tunnel."""

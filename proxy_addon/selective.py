@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import logging
 
-from mitmproxy import ctx, tls
+from mitmproxy import tls
 from mitmproxy.connection import Client
 
 from proxy_addon.runtime import Runtime
-from proxy_addon.tunnels import distinct_names
+from proxy_addon.tunnels import close_client, distinct_names
 
 __all__ = ["ENCRYPTED_CLIENT_HELLO", "Selective", "connection_names"]
 
@@ -91,15 +91,11 @@ class Selective:
         """After the lists changed: close each passed-through tunnel whose host must now be read."""
         if not self.passed:
             return
-        proxyserver = ctx.master.addons.get("proxyserver") if hasattr(ctx, "master") else None
-        handlers = getattr(proxyserver, "connections", {})
         for client_id, names in list(self.passed.items()):
             if self.reason_to_read(names) is None:
                 continue
             del self.passed[client_id]
-            handler = handlers.get(client_id)
-            if handler is not None:
-                handler.close_connection(handler.client)
+            if close_client(client_id):
                 self.runtime.connections.closed += 1
                 self.runtime.metrics.tls_connections.labels("closed").inc()
         logger.debug("linkwarn: %d passed-through tunnels remain", len(self.passed))

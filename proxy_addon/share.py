@@ -35,12 +35,22 @@ from blocklists import Action, InvalidURL, Verdict
 from blocklists.checker import Prefiltered
 from blocklists.links import find_links, is_text_type
 from blocklists.store import Event
-from proxy_addon.answers import METADATA_KEY, Decision, client_of, header_safe, redirect_response
+from proxy_addon.answers import (
+    METADATA_KEY,
+    Decision,
+    client_of,
+    header_safe,
+    may_stream,
+    redirect_response,
+    request_kind,
+)
 from proxy_addon.events import EventKind
 from proxy_addon.held import HeldPost, ListedLink
 from proxy_addon.names import request_urls
 from proxy_addon.origin import SHARE_CODE_PARAM
+from proxy_addon.policy import RequestKind
 from proxy_addon.runtime import ListsUnavailable, Runtime
+from proxy_addon.streamed import StreamedPost
 from proxy_addon.tokens import Purpose, Token, mint
 
 __all__ = ["SHARE_CODE_PARAM", "ShareGuard"]
@@ -65,50 +75,74 @@ class ShareGuard:
         self.runtime = runtime
         self.resend: dict[str, bytes] = {}  # flow id -> the held body to send in place of the browser's
 
-    def eligible(self, flow: http.HTTPFlow) -> bool:
-        """Whether this request's body is scanned: a text post to a scanned site, within the size limit."""
+    def scanned_type(self, request: http.Request) -> str | None:
+        """The content type a post's body is scanned as; None when it is not scanned: only a POST,
+        PUT or PATCH of a text type to a scanned site is."""
         settings = self.runtime.settings
-        request = flow.request
-        if settings is None or request.method not in SCANNED_METHODS or request.stream:
-            return False
-        if not is_text_type(request.headers.get("content-type", "text/plain")):
-            return False
-        body = request.raw_content
-        if not body or len(body) > settings.share_max_body:
-            return False
-        return settings.scans_posts_to(request.pretty_host)
+        if settings is None or request.method not in SCANNED_METHODS:
+            return None
+        content_type: str = request.headers.get("content-type", "text/plain")
+        if not is_text_type(content_type) or not settings.scans_posts_to(request.pretty_host):
+            return None
+        return content_type
 
-    def check(self, flow: http.HTTPFlow, navigation: bool) -> Coroutine[Any, Any, None] | None:
+    def scan(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         """Hold back a post that carries a block or warn link; log the audit ones.
 
         A plain function for the common post (a few links, none listed): it finds
         the links and looks them up in the index, and returns None. Only a large
         body (searched in a thread) or an index hit returns a coroutine to await.
+        A streamed body is not here: `watch_stream` reads it as it passes.
         """
         request = flow.request
-        body = request.raw_content or b""
-        content_type = request.headers.get("content-type", "text/plain")
-        if request.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+        settings = self.runtime.settings
+        body = request.raw_content
+        if request.stream or not body or settings is None or len(body) > settings.share_max_body:
+            return None
+        content_type = self.scanned_type(request)
+        if content_type is None:
+            return None
+        encoding = request.headers.get("content-encoding")
+        if encoding is not None and encoding.lower() not in ("identity", ""):
             try:
                 body = request.content or b""
             except ValueError:
                 return None  # an encoding that cannot be read: passes untouched
         if len(body) > THREAD_THRESHOLD:
-            return self._search_then_decide(flow, body, content_type, navigation)
-        hits = self._hits(find_links(body, content_type))
-        return None if not hits else self._decide_and_answer(flow, hits, navigation)
+            return self._search_then_decide(flow, body, content_type)
+        hits = self.screen(find_links(body, content_type))
+        return None if not hits else self._decide_and_answer(flow, hits)
 
-    async def _search_then_decide(
-        self, flow: http.HTTPFlow, body: bytes, content_type: str, navigation: bool
-    ) -> None:
-        hits = self._hits(await asyncio.to_thread(find_links, body, content_type))
+    def watch_stream(self, flow: http.HTTPFlow) -> None:
+        """A post whose body mitmproxy will stream is read as it passes (`StreamedPost`)."""
+        request = flow.request
+        settings = self.runtime.settings
+        if settings is None or not may_stream(request):
+            return
+        content_type = self.scanned_type(request)
+        encoding = request.headers.get("content-encoding", "identity").lower()
+        if content_type is None or encoding not in ("identity", ""):
+            return  # not scanned, or an encoding a chunk cannot be read in: passes untouched
+        request.stream = StreamedPost(self, flow, content_type, settings.share_max_body)
+
+    async def _search_then_decide(self, flow: http.HTTPFlow, body: bytes, content_type: str) -> None:
+        hits = self.screen(await asyncio.to_thread(find_links, body, content_type))
         if hits:
-            await self._decide_and_answer(flow, hits, navigation)
+            await self._decide_and_answer(flow, hits)
 
-    def _hits(self, links: list[str]) -> list[tuple[str, Prefiltered]]:
-        """The links whose expressions the index holds a prefix of. No I/O."""
+    def screen(self, links: list[str]) -> list[tuple[str, Prefiltered]]:
+        """The links whose expressions the index holds a prefix of. No I/O.
+
+        Each link's host is screened first (`Checker.may_match`): most links
+        go to hosts no entry names, and those need no canonicalization.
+        """
+        checker = self.runtime.checker
+        if checker is None:
+            return []  # the lists cannot be used: the post passes, as a request would (logged there)
         hits = []
         for url in links:
+            if not checker.may_match(url):
+                continue
             try:
                 found = self.runtime.prefilter(url)
             except (InvalidURL, ListsUnavailable):
@@ -117,30 +151,19 @@ class ShareGuard:
                 hits.append((url, found))
         return hits
 
-    async def _decide_and_answer(
-        self, flow: http.HTTPFlow, hits: list[tuple[str, Prefiltered]], navigation: bool
-    ) -> None:
-        request = flow.request
-        listed, audited = await self._decide(hits)
-        target = request_urls(flow)[0].split("?", 1)[0]
-        for link in audited:
-            self.record(flow, EventKind.SHARE_AUDIT, link, target)
+    async def _decide_and_answer(self, flow: http.HTTPFlow, hits: list[tuple[str, Prefiltered]]) -> None:
+        listed = await self.decide_and_record(flow, hits)
         if not listed:
             return
+        request = flow.request
         action = "block" if any(link.action == "block" for link in listed) else "warn"
-        self.runtime.metrics.decided(action, "share")
-        for link in listed[:MAX_LINKS_SHOWN]:
-            kind = EventKind.SHARE_BLOCKED if link.action == "block" else EventKind.SHARE_WARNED
-            self.record(flow, kind, link, target)
         first = listed[0]
         logger.info(
-            "linkwarn: held back a post to %s carrying %s",
-            request.pretty_host,
-            first.entry or "a hashed entry",
+            "linkwarn: held back a post to %s carrying %s", request.pretty_host, first.entry or "a hash"
         )
         flow.metadata[METADATA_KEY] = Decision(answered=True, action=f"share-{action}", entry=first.entry)
         header = f"share-{action}; entry={first.entry or 'sha256'}; links={len(listed)}"
-        if not navigation:
+        if request_kind(request) is not RequestKind.NAVIGATION:
             flow.response = http.Response.make(
                 403,
                 f"linkwarn: this post was not sent: it carries a listed link ({first.canonical})\n",
@@ -171,6 +194,23 @@ class ShareGuard:
         )
         location = f"https://{settings.own_host}/share?t={mint(self.runtime.secret, ticket)}"
         flow.response = redirect_response(location, x_linkwarn=header)
+
+    async def decide_and_record(
+        self, flow: http.HTTPFlow, hits: list[tuple[str, Prefiltered]]
+    ) -> list[ListedLink]:
+        """Confirm the hits; record the audit links, and the block and warn ones, which are returned."""
+        listed, audited = await self._decide(hits)
+        target = request_urls(flow)[0].split("?", 1)[0]
+        for link in audited:
+            self.record(flow, EventKind.SHARE_AUDIT, link, target)
+        if not listed:
+            return []
+        action = "block" if any(link.action == "block" for link in listed) else "warn"
+        self.runtime.metrics.decided(action, "share")
+        for link in listed[:MAX_LINKS_SHOWN]:
+            kind = EventKind.SHARE_BLOCKED if link.action == "block" else EventKind.SHARE_WARNED
+            self.record(flow, kind, link, target)
+        return listed
 
     async def _decide(self, hits: list[tuple[str, Prefiltered]]) -> tuple[list[ListedLink], list[ListedLink]]:
         """The block/warn links and the audit ones: per entry, the first link found (the most decoded)."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
+from mitmproxy import ctx
 from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
-__all__ = ["CloseTunnel", "distinct_names", "guard", "tunnel_names"]
+__all__ = ["CloseTunnel", "close_client", "distinct_names", "guard", "tunnel_names"]
 
 MIN_BYTES = 3  # what mitmproxy needs to tell a TLS record or an HTTP verb from raw TCP
 
@@ -28,6 +29,17 @@ class CloseTunnel(layer.Layer):
     def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
         if isinstance(event, events.Start):
             yield commands.CloseConnection(self.context.client)
+
+
+def close_client(client_id: str) -> bool:
+    """Close a client's connection, and with it the server connections it opened, through
+    mitmproxy's proxyserver; False where there is none (no proxy core loaded, or already gone)."""
+    proxyserver = ctx.master.addons.get("proxyserver") if hasattr(ctx, "master") else None
+    handler = getattr(proxyserver, "connections", {}).get(client_id)
+    if handler is None:
+        return False
+    handler.close_connection(handler.client)
+    return True
 
 
 def tunnel_names(nextlayer: layer.NextLayer) -> list[str]:

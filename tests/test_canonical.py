@@ -14,7 +14,14 @@ from blocklists import (
     expressions,
     expressions_of,
 )
-from blocklists.canonical import MAX_URL_LENGTH, _unescape, canonicalize_partial, registrable_domain
+from blocklists.canonical import (
+    MAX_URL_LENGTH,
+    _unescape,
+    canonicalize_partial,
+    plain_canonical_host,
+    plain_host,
+    registrable_domain,
+)
 
 from .conftest import load_vectors
 
@@ -151,3 +158,47 @@ def test_every_expression_of_a_url_is_the_expression_of_an_entry_made_from_it(
     for expression in found:
         assert expression_for(expression) == expression
         assert expression in expressions_of(canonicalize_traced("http://" + expression))
+
+
+# -- the shortcuts for plain host names ---------------------------------------------------
+
+_LDH = st.text("abcXYZ0123456789-", min_size=1, max_size=12)
+_SPECIAL_LABELS = ["0x7f", "0", "08", "255", "4294967295", "xn--nxasmq6b", "ex"]
+
+
+@given(
+    labels=st.lists(_LDH | st.sampled_from(_SPECIAL_LABELS), min_size=1, max_size=5),
+    trailing=st.booleans(),
+    path=st.sampled_from(["/", "/a/b.html", "?q=1", "#f", ""]),
+    port=st.sampled_from(["", ":80", ":", ":99999"]),
+    scheme=st.sampled_from(["http", "https", "HTTPS"]),
+)
+def test_the_plain_host_shortcuts_read_what_canonicalization_reads(
+    labels: list[str], trailing: bool, path: str, port: str, scheme: str
+) -> None:
+    name = ".".join(labels) + ("." if trailing else "")
+    url = f"{scheme}://{name}{port}{path}"
+    try:
+        canonical = canonicalize_traced(url)
+    except InvalidURL:
+        try:
+            canonical = canonicalize_partial(url)
+        except InvalidURL:
+            canonical = None
+    host = plain_host(url)
+    assert host == name  # every such authority is plain
+    shortcut = plain_canonical_host(host)
+    if shortcut is None:
+        return  # an xn-- label: read the long way
+    assert canonical is not None, url
+    assert shortcut == (canonical.host, canonical.is_ip), url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://user@mirror.test/", "http://mirror.test\\x/", "http://mirror%2Etest/", "http:///mirror.test/",
+     "http://mirror.test:8080x/", "http://[::1]/", "http://bücher.test/", " http://mirror.test/",
+     "http://mir\tror.test/", "ftp://mirror.test/", "http:mirror.test"],
+)  # fmt: skip
+def test_an_authority_that_is_not_plain_is_read_the_long_way(url: str) -> None:
+    assert plain_host(url) is None

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blocklists import Action, Checker, Entry, Store
+from blocklists.links import find_links
 from tests.support.evasion import full_url, render
 from tests.support.hooks import NAVIGATE, proxy_with
 
@@ -86,6 +87,35 @@ async def test_every_case_through_the_checker(corpus_store: Path) -> None:
             if got != case["expect"]:
                 wrong.append((case["url"][:100], case["expect"], got))
     assert wrong == []
+
+
+# Where a post's reader would not see one link: a tab or a line break inside the host name.
+NOT_A_LINK_IN_TEXT = re.compile(r"^[a-z]+://[^/]*[\t\n\r]")
+
+
+async def test_every_listed_case_posted_as_a_link_is_held(corpus_store: Path) -> None:
+    """Each listed spelling in a post's text is found, screened (`Checker.may_match`) and decided listed."""
+    async with Store.in_dir(corpus_store) as store:
+        checker = Checker(store)
+        await checker.reload()
+        missed = []
+        for case in CASES:
+            url = full_url(case)
+            verdict = await checker.check(url)
+            if verdict.action is not None and verdict.action is not Action.ALLOW:
+                assert checker.may_match(url), url  # the screen never hides a listed URL
+            if case["expect"] not in HELD:
+                continue
+            body = json.dumps({"text": f"look {url} now"}).encode()
+            actions = set()
+            for link in find_links(body, "application/json"):
+                if checker.may_match(link):
+                    found = await checker.check(link)
+                    actions.add(None if found.action is None else str(found.action))
+            if case["expect"] not in actions:
+                missed.append(url)
+    assert [url for url in missed if not NOT_A_LINK_IN_TEXT.match(url)] == []
+    assert len(missed) <= 3
 
 
 def test_every_case_through_linkwarn_check(corpus_store: Path) -> None:

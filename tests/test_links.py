@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from blocklists import InvalidURL, canonicalize
 from blocklists.links import MAX_LINKS, find_links, is_text_type
 
 LISTED = "http://mirror.test/film"
@@ -18,7 +19,15 @@ def found(body: bytes | str, content_type: str) -> list[str]:
 
 
 def has(links: list[str], wanted: str = LISTED) -> bool:
-    return any(link.lower().startswith(wanted) for link in links)
+    """Whether a link reads, as the matcher reads it, as *wanted* (or a page under it)."""
+    return any(_canonical(link).startswith(canonicalize(wanted)) for link in links)
+
+
+def _canonical(link: str) -> str:
+    try:
+        return canonicalize(link)
+    except InvalidURL:
+        return ""
 
 
 @pytest.mark.parametrize(
@@ -38,12 +47,23 @@ def has(links: list[str], wanted: str = LISTED) -> bool:
         ("(see http://mirror.test/film).", "text/markdown"),
         ('{"x": "www.mirror.test/film"}', "application/json"),
         ("mirror\u3002test/film", "text/plain"),  # an ideographic full stop, which browsers read as "."
+        ("see http://mirror.test\\film now", "text/plain"),  # a backslash, which browsers read as "/"
+        ("see mirror.test\\film now", "text/plain"),
         ('{"x": "http&#58;//mirror.test/film"}', "application/json"),  # entities inside a JSON string
     ],
 )
 def test_a_listed_link_is_found_however_it_is_written(body: str, content_type: str) -> None:
     links = found(body, content_type)
     assert has(links) or has(links, "http://www.mirror.test/film"), links
+
+
+@pytest.mark.parametrize(
+    "link", ["http://168496141/share", "https://0x0a0b0c0d/", "http://[::ffff:10.11.12.13]/share", "http://[2001:db8::7]/",
+             "http:\\\\intranet\\share"],
+)  # fmt: skip
+def test_a_link_to_a_host_without_a_dot_is_found(link: str) -> None:
+    assert link in found(f"first a.example then {link} and more", "text/plain")
+    assert link in found(f"a={quote(link, safe='')}&b=c", "application/x-www-form-urlencoded")
 
 
 def test_multipart_text_parts_nested_are_read_and_binary_bodies_are_not_text() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,6 +15,7 @@ import pytest
 from mitmproxy import http
 
 from blocklists import Action, Entry
+from proxy_addon.streamed import StreamedPost
 
 from .support.hooks import NAVIGATE, OWN, Proxy, form_value, proxy_with, run_hook
 from .support.servers import RunningProxy, Upstream
@@ -259,3 +260,152 @@ async def test_a_held_post_is_counted_in_the_metrics_and_the_report(proxy: Proxy
     assert samples[("linkwarn_events_total", (("kind", "share-warned"),))] == 1
     events = await proxy.events()
     assert summarize(events, [], time.time() - 3600, time.time() + 60).share_attempts == 1
+
+
+# -- a body mitmproxy streams: decided on what was seen -----------------------------------
+
+
+async def _streamed(proxy: Proxy, length: int = 10_000_000) -> tuple[http.HTTPFlow, StreamedPost]:
+    flow = proxy.flow(
+        "https://social.example/upload",
+        method="POST",
+        headers={"content-type": "text/plain", "content-length": str(length)},
+    )
+    flow.request.stream = True  # as mitmproxy's stream_large_bodies sets it, before linkwarn's hook
+    await run_hook(proxy.addon.requestheaders(flow))
+    assert flow.response is None
+    assert isinstance(flow.request.stream, StreamedPost)
+    return flow, flow.request.stream
+
+
+async def _settled(scanner: StreamedPost) -> None:
+    if scanner.confirming is not None:
+        await asyncio.wait_for(asyncio.shield(scanner.confirming), 5)
+
+
+async def test_an_unlisted_streamed_post_passes_byte_for_byte(proxy: Proxy) -> None:
+    flow, scanner = await _streamed(proxy)
+    chunks = [b"a" * 5000, b" see https://canteen.example/menu ", b"b" * 70_000, b"end"]
+    sent = [piece for chunk in [*chunks, b""] for piece in scanner(chunk)]
+    assert b"".join(sent) == b"".join(chunks)
+    assert flow.live
+    assert await proxy.kinds() == []
+
+
+@pytest.mark.parametrize(
+    ("chunks", "kind", "before"),
+    [
+        ([b"x" * 3000, b"leaked: http://leak.test/inbox?id=9 ", b"y" * 3000], "share-warned", 1),
+        # Across two chunks: the first half went on (mirror.te is no listed host), never the whole.
+        ([b"x" * 3000, b" http://mirror.te", b"st/film.mkv " + b"y" * 3000], "share-blocked", 2),
+        ([b"x" * 3000, b'{"text": "https:\\/\\/leak.test\\/inbox"}'], "share-warned", 1),  # JSON, as text
+    ],
+)
+async def test_a_streamed_post_is_cut_at_the_chunk_with_a_listed_link(
+    proxy: Proxy, chunks: list[bytes], kind: str, before: int
+) -> None:
+    flow, scanner = await _streamed(proxy)
+    sent: list[bytes] = []
+    for chunk in chunks:
+        sent += scanner(chunk)
+    await _settled(scanner)
+    sent += scanner(b"more after the link") + scanner(b"")
+    # The server got what came before the link's chunk, never the link, nor the end of the body.
+    assert sent == chunks[:before]
+    assert scanner.cut
+    assert flow.error is not None
+    assert not flow.live  # killed
+    assert [k for k, _ in await proxy.kinds()] == [kind]
+
+
+async def test_a_streamed_post_with_an_allow_or_audit_link_is_held_then_let_go(proxy: Proxy) -> None:
+    flow, scanner = await _streamed(proxy)
+    chunks = [b"read http://press.leak.test/statement and http://watch.test/x ", b"rest", b"more"]
+    sent = scanner(chunks[0])
+    assert sent == []  # held while the store confirms
+    await _settled(scanner)
+    sent += scanner(chunks[1]) + scanner(chunks[2]) + scanner(b"")
+    assert b"".join(sent) == b"".join(chunks)
+    assert flow.live
+    assert [k for k, _ in await proxy.kinds()] == ["share-audit"]
+
+
+async def test_a_streamed_body_that_ends_before_its_links_are_confirmed_is_cut(proxy: Proxy) -> None:
+    flow, scanner = await _streamed(proxy)
+    assert scanner(b"see http://press.leak.test/statement") == []
+    assert scanner(b"") == []  # the end came first: doubt is not a pass
+    assert scanner.cut
+    assert not flow.live
+    await _settled(scanner)
+
+
+async def test_a_streamed_body_is_read_up_to_the_size_limit(tmp_path: Path) -> None:
+    limited = {"linkwarn_share_sites": SITES, "linkwarn_share_max_body": "4k"}
+    async with proxy_with(tmp_path, ENTRIES, **limited) as proxy:
+        flow, scanner = await _streamed(proxy)
+        chunks = [b"x" * 5000, b" http://leak.test/inbox "]  # the link comes after the limit
+        sent = [piece for chunk in [*chunks, b""] for piece in scanner(chunk)]
+        assert b"".join(sent) == b"".join(chunks)
+        assert flow.live
+
+
+async def test_only_scanned_posts_are_streamed_through_the_filter(proxy: Proxy) -> None:
+    for url, headers in [
+        ("https://elsewhere.example/upload", {"content-type": "text/plain"}),  # not a share site
+        ("https://social.example/upload", {"content-type": "image/png"}),  # binary
+        ("https://social.example/upload", {"content-type": "text/plain", "content-encoding": "gzip"}),
+    ]:
+        flow = proxy.flow(url, method="POST", headers={**headers, "content-length": "10000000"})
+        flow.request.stream = True
+        await run_hook(proxy.addon.requestheaders(flow))
+        assert flow.request.stream is True, url
+
+
+@pytest.fixture(scope="module")
+def streaming_proxy(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream]
+) -> Iterator[RunningProxy]:
+    """``linkwarn run`` with mitmproxy streaming every body over 10 KiB."""
+    plain, secure = upstreams
+    proxy = RunningProxy.start(
+        tmp_path_factory.mktemp("streaming-proxy"),
+        plain.port,
+        secure.port,
+        *("--share-site", "social.example", "--set", "stream_large_bodies=10k"),
+        upstream_ca=secure.ca_file,
+    )
+    yield proxy
+    proxy.stop()
+
+
+def _bodies_since(upstream: Upstream, before: int, count: int) -> list[tuple[str, bytes]]:
+    deadline = time.monotonic() + 10
+    while len(upstream.server.bodies) < before + count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return upstream.server.bodies[before:]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_through_linkwarn_run_a_streamed_post_is_cut_before_its_listed_link(
+    streaming_proxy: RunningProxy, upstreams: tuple[Upstream, Upstream], chunked: bool
+) -> None:
+    plain = upstreams[0]
+    head, link, rest = b"a" * 100_000, b" http://leak.example/inbox?id=9 ", b"b" * 100_000
+    listed, unlisted = head + link + rest, head + b" https://canteen.example/menu " + rest
+
+    def content(body: bytes) -> bytes | Iterator[bytes]:
+        # Without a length, mitmproxy streams the body once stream_large_bodies is set.
+        return iter([body[i : i + 16384] for i in range(0, len(body), 16384)]) if chunked else body
+
+    headers = {"content-type": "text/plain; charset=utf-8"}
+    before = len(plain.server.bodies)
+    with httpx.Client(proxy=streaming_proxy.url, timeout=20) as client:
+        passed = client.post("http://social.example/upload", content=content(unlisted), headers=headers)
+        assert passed.status_code == 200
+        with pytest.raises(httpx.TransportError):
+            client.post("http://social.example/upload", content=content(listed), headers=headers)
+    received = _bodies_since(plain, before, 2)
+    assert received[0] == ("/upload", unlisted)  # byte for byte
+    if len(received) > 1:  # the server may have read what came before the link's chunk, never the link
+        assert b"leak.example/inbox" not in received[1][1]
+        assert len(received[1][1]) < len(head) + len(link)

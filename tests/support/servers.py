@@ -69,8 +69,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         host = self.headers.get("host", "")
         self.server.seen.append((host, self.path, self.headers.get("cookie")))
-        length = int(self.headers.get("content-length", "0") or "0")
-        received = self.rfile.read(length) if length else b""
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            received = self._read_chunked()
+        else:
+            length = int(self.headers.get("content-length", "0") or "0")
+            received = self.rfile.read(length) if length else b""
         self.server.bodies.append((self.path, received))
         body = f"received {len(received)} bytes".encode()
         self.send_response(200)
@@ -78,6 +81,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _read_chunked(self) -> bytes:
+        """A chunked body, or as much of it as came before the connection ended."""
+        received = bytearray()
+        while True:
+            size_line = self.rfile.readline(100)
+            try:
+                size = int(size_line.split(b";")[0], 16)
+            except ValueError:
+                return bytes(received)
+            if size == 0:
+                self.rfile.readline(100)
+                return bytes(received)
+            chunk = self.rfile.read(size + 2)
+            received += chunk[:size]
+            if len(chunk) < size + 2:
+                return bytes(received)
 
     def do_GET(self) -> None:
         host = self.headers.get("host", "")
