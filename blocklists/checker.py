@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .canonical import (
+    MAX_HOSTS,
     Canonical,
     canonicalize_partial,
     canonicalize_traced,
@@ -63,12 +64,27 @@ class HostIndex:
         confirmed: at worst a connection is read that need not be. With any
         unmarked entry, every host might be the one it lists.
         """
-        hosts = host_expressions(host, is_ip)
-        return (
-            self.unmarked > 0
-            or bool(self.markers.hits(hosts))
-            or bool(index.hits([name + "/" for name in hosts]))
-        )
+        if self.unmarked > 0:
+            return True
+        around = _host_and_parents(host, is_ip)
+        if around is not None and not self._any(index, around):
+            return False  # most hosts: nothing under any parent, and no suffix list needed to know it
+        return self._any(index, host_expressions(host, is_ip))
+
+    def _any(self, index: PrefixIndex, hosts: Sequence[str]) -> bool:
+        return bool(self.markers.hits(hosts)) or bool(index.hits([name + "/" for name in hosts]))
+
+
+def _host_and_parents(host: str, is_ip: bool) -> list[str] | None:
+    """*host* and every parent domain of it: a superset of `host_expressions` whatever the
+    public suffix list says, so found without it; None for a host so deep that these would be
+    more lookups than `host_expressions` makes."""
+    if is_ip:
+        return [host]
+    labels = host.split(".")
+    if len(labels) > MAX_HOSTS + 1:
+        return None
+    return [".".join(labels[at:]) for at in range(len(labels))]
 
 
 class Checker:

@@ -23,12 +23,13 @@ from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from itertools import pairwise
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
-__all__ = ["MAX_LINKS", "find_links", "is_text_type"]
+__all__ = ["MAX_LINKS", "find_links", "is_text_type", "percent_decoded"]
 
 MAX_LINKS = 1000
 MAX_DEPTH = 8
+MAX_FIELDS = 10_000  # of a form body
 MAX_UNQUOTE = 3  # percent-decoding rounds, for links escaped more than once
 SPLIT_WINDOW = 2048  # how much of each side of a boundary between two form fields is read together
 
@@ -55,6 +56,7 @@ _LINK = re.compile(
     )
     """
 )
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a "%" that is no escape, which unquote keeps
 _TRAILING = ".,;:!?)]}'\""
 _RUN = re.compile(r"[^\s\"'<>`]*")  # a run of text up to a delimiter (read backwards on reversed text)
 MAX_TOKEN = 4096  # how far back from a dot a link may start
@@ -150,10 +152,10 @@ def _texts(body: bytes, content_type: str, depth: int = 0) -> Iterator[str]:
     text = _decode(body, content_type)
     if depth < MAX_DEPTH:
         if media == "application/x-www-form-urlencoded":
-            fields = parse_qsl(text, keep_blank_values=True, max_num_fields=10_000)
-            if fields:
-                values = [value for _, value in fields]
+            values, names = _form_fields(text)
+            if values or names:
                 yield from values
+                yield from names
                 for before, after in pairwise(values):
                     joined = _split_link(before, after)
                     if joined:
@@ -193,13 +195,43 @@ def _multipart(body: bytes, content_type: str, depth: int) -> Iterator[str]:
             yield filename
 
 
+def _form_fields(text: str) -> tuple[list[str], list[str]]:
+    """The values and the names of a form body, decoded, in order; empty ones left out.
+
+    As the WHATWG ``application/x-www-form-urlencoded`` parser reads them:
+    fields split at ``&``, name and value at the first ``=``, ``+`` a space.
+    Names too, since a body without an ``=`` is all name.
+    """
+    values: list[str] = []
+    names: list[str] = []
+    for field in text.split("&", MAX_FIELDS)[:MAX_FIELDS]:
+        name, _, value = field.partition("=")
+        for part, into in ((value, values), (name, names)):
+            if part:
+                part = part.replace("+", " ")
+                into.append(percent_decoded(part) if "%" in part else part)
+    return values, names
+
+
+def percent_decoded(text: str) -> str:
+    """*text* with its percent escapes decoded as UTF-8 (invalid bytes replaced), as
+    `urllib.parse.unquote` decodes it, faster for the ASCII text a form body is: there the
+    escapes are decoded in one pass by Python's own ``unicode_escape`` codec."""
+    if "%" not in text:
+        return text
+    if not text.isascii() or _LONE_PERCENT.search(text):
+        return unquote(text)
+    octets = text.replace("\\", "\\\\").replace("%", "\\x").encode("ascii").decode("unicode_escape")
+    return octets.encode("latin-1").decode("utf-8", "replace")
+
+
 def _unquoted(text: str) -> Iterator[str]:
     """*text*, then its percent-decoded forms while decoding changes it."""
     yield text
     for _ in range(MAX_UNQUOTE):
         if "%" not in text:
             return
-        decoded = unquote(text)
+        decoded = percent_decoded(text)
         if decoded == text:
             return
         text = decoded
@@ -214,7 +246,7 @@ def find_links(body: bytes, content_type: str) -> list[str]:
         if "&#" in text or "&amp;" in text:
             readings.extend(_unquoted(html.unescape(text)))  # entities inside a field or a JSON string
         for reading in readings:
-            if "\u3002" in reading or "\uff0e" in reading or "\uff61" in reading:
+            if not reading.isascii() and ("\u3002" in reading or "\uff0e" in reading or "\uff61" in reading):
                 reading = reading.translate(_DOTS)
             for match in (m for token in _candidate_runs(reading) for m in _LINK.finditer(token)):
                 link = match.group().rstrip(_TRAILING)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blocklists import InvalidURL, canonicalize
-from blocklists.links import MAX_LINKS, find_links, is_text_type
+from blocklists.links import MAX_LINKS, find_links, is_text_type, percent_decoded
 
 LISTED = "http://mirror.test/film"
 
@@ -106,3 +108,9 @@ def test_large_and_hostile_bodies_are_linear_and_bounded() -> None:
 def test_malformed_bodies_never_crash(body: bytes) -> None:
     for content_type in ("multipart/form-data; boundary=x", "application/json", "text/html; charset=nope"):
         find_links(body, content_type)
+
+
+@settings(max_examples=300)
+@given(st.text(st.sampled_from("%%%0123456789abcdefABCDEFxyz+\\ü/."), max_size=40))
+def test_percent_decoding_is_unquote(text: str) -> None:
+    assert percent_decoded(text) == unquote(text)

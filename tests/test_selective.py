@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 from mitmproxy import tls
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.test import tflow
 
 from blocklists import Action, Checker, Entry, Store, key_of
+from blocklists.canonical import host_expressions
+from blocklists.checker import _host_and_parents
 from blocklists.entry import host_marker, marker_of
 from blocklists.feed import Manifest, decode_snapshot, publish, split_manifest
 from blocklists.store import MIGRATIONS, STORE_FILE
@@ -310,3 +314,17 @@ async def test_the_ca_page_says_what_is_decrypted(tmp_path: Path) -> None:
         text = flow.response.get_text() or ""
         assert "decrypts only connections to the sites your organisation lists" in text
         assert "a listed site shows a certificate error" in text
+
+
+@given(
+    labels=st.lists(
+        st.sampled_from(["a", "b", "co", "uk", "github", "io", "example", "test", "com", "s3"]),
+        min_size=1,
+        max_size=8,
+    ),  # fmt: skip
+)
+def test_a_host_and_its_parents_hold_every_host_a_url_is_looked_up_under(labels: list[str]) -> None:
+    host = ".".join(labels)
+    around = _host_and_parents(host, False)
+    if around is not None:
+        assert set(host_expressions(host)) <= set(around)
