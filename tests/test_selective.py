@@ -321,7 +321,7 @@ async def test_the_ca_page_says_what_is_decrypted(tmp_path: Path) -> None:
         st.sampled_from(["a", "b", "co", "uk", "github", "io", "example", "test", "com", "s3"]),
         min_size=1,
         max_size=8,
-    ),  # fmt: skip
+    ),
 )
 def test_a_host_and_its_parents_hold_every_host_a_url_is_looked_up_under(labels: list[str]) -> None:
     host = ".".join(labels)
