@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_proxy import read_response, upstream  # noqa: E402
+from bench.bench_selective import cpu_seconds  # noqa: E402
 from blocklists import Checker, Store  # noqa: E402
 from blocklists.links import find_links  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
@@ -118,7 +119,10 @@ async def post_load(port: int, seconds: float, connections: int, hosts: int = 0)
     return len(latencies), latencies
 
 
-async def measure(command: list[str], port: int, args: argparse.Namespace) -> tuple[float, float, float]:
+async def measure(
+    command: list[str], port: int, args: argparse.Namespace
+) -> tuple[float, float, float, float]:
+    """Throughput, p50 and p99 latency (ms), and the proxy's CPU per post (ms)."""
     process = await asyncio.create_subprocess_exec(
         *command, cwd=ROOT, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -131,12 +135,15 @@ async def measure(command: list[str], port: int, args: argparse.Namespace) -> tu
             except OSError:
                 await asyncio.sleep(0.05)
         await post_load(port, 2, args.connections, args.hosts)  # warm-up
+        cpu_before = cpu_seconds(process.pid)
         count, latencies = await post_load(port, args.seconds, args.connections, args.hosts)
+        cpu = cpu_seconds(process.pid) - cpu_before
     finally:
         process.terminate()
         await process.wait()
     latencies.sort()
-    return count / args.seconds, latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
+    return count / args.seconds, p50, p99, cpu / count * 1000
 
 
 async def main() -> None:
@@ -167,7 +174,7 @@ async def main() -> None:
             f"posts: {args.connections} keep-alive connections, 2 KiB form bodies, {args.seconds:.0f} s, "
             + (f"links to {args.hosts:,} sites (Zipf-like)" if args.hosts else "every link to a new host")
         )
-        results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
+        results: dict[str, list[tuple[float, float, float, float]]] = {"off": [], "on": []}
         for round_number in range(1, args.rounds + 1):
             for name, extra in (("off", ["--no-share"]), ("on", ["--share-site", "social.example"])):
                 port = free_port()
@@ -175,14 +182,16 @@ async def main() -> None:
                            "--listen-port", str(port), "--upstream", upstream_url, "--no-sample",
                            "--api-port", "0", "--set", f"confdir={work}/conf", *extra]  # fmt: skip
                 results[name].append(await measure(command, port, args))
-                rps, p50, p99 = results[name][-1]
+                rps, p50, p99, cpu = results[name][-1]
                 print(f"  round {round_number} scanning {name:<3} {rps:8.0f} req/s  "
-                      f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
-        off = [statistics.median(r[i] for r in results["off"]) for i in range(3)]
-        on = [statistics.median(r[i] for r in results["on"]) for i in range(3)]
+                      f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  proxy CPU {cpu:.3f} ms/post")  # fmt: skip
+        off = [statistics.median(r[i] for r in results["off"]) for i in range(4)]
+        on = [statistics.median(r[i] for r in results["on"]) for i in range(4)]
         print(f"\nmedians over {args.rounds} rounds, scanning on against off:")
         print(f"  throughput {on[0]:8.0f} vs {off[0]:8.0f} req/s = {on[0] / off[0]:.3f}x  (target >= 0.95x)")
         print(f"  latency p50 {on[1]:.2f} vs {off[1]:.2f} ms, p99 {on[2]:.2f} vs {off[2]:.2f} ms")
+        print(f"  proxy CPU per post {on[3]:.3f} vs {off[3]:.3f} ms: the throughput a CPU-bound proxy keeps "
+              f"= {off[3] / on[3]:.3f}x")  # fmt: skip
     server.close()
 
 

@@ -97,7 +97,9 @@ class ShareGuard:
         request = flow.request
         settings = self.runtime.settings
         body = request.raw_content
-        if request.stream or not body or settings is None or len(body) > settings.share_max_body:
+        if settings is None or not settings.share or request.stream or not body:
+            return None
+        if len(body) > settings.share_max_body:
             return None
         content_type = self.scanned_type(request)
         if content_type is None:
@@ -117,7 +119,9 @@ class ShareGuard:
         """A post whose body mitmproxy will stream is read as it passes (`StreamedPost`)."""
         request = flow.request
         settings = self.runtime.settings
-        if settings is None or not may_stream(request):
+        if settings is None or not settings.share or request.method not in SCANNED_METHODS:
+            return
+        if not may_stream(request):
             return
         content_type = self.scanned_type(request)
         encoding = request.headers.get("content-encoding", "identity").lower()
