@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import globals from "globals";
 
 export default [
-  { ignores: ["node_modules/"] },
+  { ignores: ["node_modules/", "dist/"] },
   js.configs.recommended,
   {
     files: ["**/*.js"],
@@ -23,5 +23,5 @@ export default [
     },
   },
   { files: ["content.js"], languageOptions: { sourceType: "script" } },
-  { files: ["test/**/*.js", "eslint.config.js"], languageOptions: { globals: { ...globals.node } } },
+  { files: ["test/**/*.js", "scripts/**/*.mjs", "eslint.config.js"], languageOptions: { globals: { ...globals.node } } },
 ];

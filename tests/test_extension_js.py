@@ -9,6 +9,7 @@ missing, so the one test command needs nothing else.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -53,3 +54,22 @@ def test_eslint_is_clean(npm_tools: Path) -> None:
 def test_typescript_check_is_clean(npm_tools: Path) -> None:
     result = _run(str(npm_tools / "tsc"), "-p", "jsconfig.json")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_firefox_build_passes_web_ext_lint(npm_tools: Path, tmp_path: Path) -> None:
+    """The Firefox package, built from the same sources, is clean by Mozilla's linter."""
+    node = shutil.which("node")
+    assert node
+    out = tmp_path / "firefox"
+    built = _run(node, "scripts/build-firefox.mjs", str(out))
+    assert built.returncode == 0, built.stdout + built.stderr
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    assert manifest["background"] == {"scripts": ["background.js"], "type": "module"}
+    lint = _run(str(npm_tools / "web-ext"), "lint", "--source-dir", str(out), "--output", "json",
+                "--warnings-as-errors", "--no-config-discovery")  # fmt: skip
+    report = json.loads(lint.stdout[lint.stdout.index("{") :])
+    problems = [
+        (m["code"], m.get("file"), m["message"]) for k in ("errors", "warnings", "notices") for m in report[k]
+    ]
+    assert problems == []
+    assert lint.returncode == 0, lint.stderr
