@@ -1,72 +1,230 @@
 // @ts-check
 /**
- * Marks listed links on the page, including links added later (timelines,
- * single-page apps): a badge after the link, the reason on hover.
+ * Marks listed links wherever a page has them, before they are clicked: link
+ * elements (HTML `<a>` and `<area>`, SVG `<a>`), in the document, in open and
+ * closed shadow roots, in every frame (this script runs in each), after a
+ * `<base>` change or a `document.open`, and URLs written as plain text.
  *
- * Links are gathered as the page changes, looked up in batches through the
- * service worker (which caches), and marked in small slices of work so that a
- * page with thousands of links stays responsive. It never reads the page's
- * text, only link addresses.
+ * What a page can and cannot do about the marks:
+ * - A badge is an element with a name drawn at random for this page, whose
+ *   content lives in a closed shadow root and is drawn by CSS: the page cannot
+ *   read or restyle it, and its text never enters copied text. A badge the
+ *   page removes or restyles is put back (three times; then the page is named
+ *   as hiding its warnings), one the page forges under the same name is
+ *   removed, and one it covers or fades is noticed the same way.
+ * - Links inside editable content get no element (it would become part of
+ *   what is typed): they, and plain-text URLs, are marked with a CSS highlight,
+ *   which changes no node.
+ * - A mark is shown only once its link is on screen, and at most
+ *   REVEALS_PER_SECOND of them a second: a page learns which of its links are
+ *   listed no faster than a person looking at it does. Hidden links are never
+ *   marked (opening one is still warned about).
+ *
+ * Work is done in slices of at most BUDGET_MS, so that a page with tens of
+ * thousands of links stays responsive. It reads link addresses and the text
+ * of text nodes (for URLs in them); only URLs leave it, to the service worker.
  */
 (() => {
-  const SLICE = 300; // links handled per task before yielding to the page
+  const BUDGET_MS = 8; // work per task before the page gets the thread back
   const BATCH = 500; // URLs per lookup message
-  const BADGE_CLASS = "linkwarn-badge";
-  const LINKS = "a[href], area[href]";
+  const REVEALS_PER_SECOND = 20;
+  const RESTORES = 3; // a removed or restyled badge is put back this often, then the page is named
+  const SKIPPED = new Set(["script", "style", "noscript", "template", "textarea", "title"]);
+  const XLINK = "http://www.w3.org/1999/xlink";
+  const TAG = `linkwarn-${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const HIGHLIGHT = { warn: `${TAG}-warn`, block: `${TAG}-block` };
+  const HOST_STYLE = [
+    "all: initial", "display: inline-block", "visibility: visible", "opacity: 1", "position: static",
+    "margin: 0 0 0 0.3em", "user-select: none", "-webkit-user-select: none", "pointer-events: auto",
+    "transform: none", "filter: none", "clip-path: none", "mask: none", "vertical-align: baseline",
+  ].map((rule) => `${rule} !important`).join("; ");
+  const BADGE_CSS = `
+    span { display: inline-block; padding: 0 0.35em; border-radius: 0.3em; cursor: help; white-space: nowrap;
+           font: bold 12px/1.5 system-ui, sans-serif; user-select: none; }
+    span.warn { background: #f5a623; color: #1c1300; }
+    span.block { background: #b3261e; color: #fff; }
+    span.warn::before { content: "⚠ listed"; }
+    span.block::before { content: "⊘ blocked"; }
+    span:focus-visible { outline: 2px solid #1a73e8; outline-offset: 1px; }`;
 
-  /** @type {Map<string, {action: string, reason: string | null, entry: string | null} | null>} */
+  /** @typedef {{action: string, reason: string | null, entry: string | null}} Verdict */
+  /**
+   * @typedef {object} Mark
+   * @property {string} url
+   * @property {string} action
+   * @property {HTMLElement | null} badge  null: marked by a highlight
+   * @property {boolean} shown
+   * @property {number} restores
+   */
+
+  /** @type {Map<string, Verdict | null>} */
   const known = new Map();
-  /** @type {Set<HTMLAnchorElement | HTMLAreaElement>} */
-  const queue = new Set();
-  /** @type {WeakMap<Element, {url: string, badge: HTMLElement | null}>} */
-  const marked = new WeakMap();
+  /** @type {Set<Node>} subtrees to read */
+  const toScan = new Set();
+  /** @type {Set<Element>} links to look up and mark */
+  const links = new Set();
+  /** @type {Set<Text>} */
+  const texts = new Set();
+  /** @type {WeakMap<Element, Mark>} */
+  const marks = new WeakMap();
+  /** @type {WeakMap<Element, Element>} badge -> its link */
+  const badges = new WeakMap();
+  /** @type {Map<Text, Range[]>} */
+  const textRanges = new Map();
+  /** @type {Map<Element, Range>} links in editable content */
+  const editableRanges = new Map();
+  /** @type {Set<Node>} */
+  const roots = new Set();
+  /** @type {Set<Element>} */
+  const marked = new Set();
+  /** @type {Element[]} links on screen, waiting to be shown */
+  const reveal = [];
   let scheduled = false;
+  let warned = false;
 
-  /** @param {string} href */
-  function keyOf(href) {
+  /** @type {{find: (text: string, limit?: number) => {url: string, start: number, end: number}[]}} */
+  const textLinks = /** @type {any} */ (globalThis).linkwarnTextLinks; // textlinks.js, run before this
+  const yieldToPage = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  /** @param {Element} element */
+  function shadowOf(element) {
+    const dom = /** @type {any} */ (chrome).dom;
+    const root = dom?.openOrClosedShadowRoot ? dom.openOrClosedShadowRoot(element) : /** @type {any} */ (element).openOrClosedShadowRoot;
+    return root instanceof ShadowRoot ? root : null;
+  }
+
+  /** @param {Element} element */
+  function isLink(element) {
+    const name = element.localName;
+    return (name === "a" || name === "area") && (element.hasAttribute("href") || element.hasAttributeNS(XLINK, "href"));
+  }
+
+  /** The address a link opens, without its fragment; "" for anything but http(s). @param {Element} link */
+  function urlOf(link) {
+    let href = "";
+    if (link instanceof HTMLAnchorElement || link instanceof HTMLAreaElement) {
+      href = link.href;
+    } else {
+      const raw = link.getAttribute("href") ?? link.getAttributeNS(XLINK, "href");
+      try {
+        href = raw == null ? "" : new URL(raw, link.baseURI).href;
+      } catch {
+        return "";
+      }
+    }
+    if (!/^https?:/i.test(href)) return "";
     const hash = href.indexOf("#");
     return hash === -1 ? href : href.slice(0, hash);
   }
 
-  /** @param {ParentNode} root */
-  function collect(root) {
-    if (root instanceof HTMLAnchorElement || root instanceof HTMLAreaElement) queue.add(root);
-    if ("querySelectorAll" in root) {
-      for (const link of root.querySelectorAll(LINKS)) queue.add(/** @type {HTMLAnchorElement} */ (link));
-    }
+  /** @param {Node} node */
+  function inEditable(node) {
+    const element = node instanceof Element ? node : node.parentElement;
+    return element instanceof HTMLElement ? element.isContentEditable : Boolean(element?.closest("[contenteditable]"));
+  }
+
+  // -- reading the page --------------------------------------------------------------
+
+  /** @param {Node} root */
+  function observe(root) {
+    if (roots.has(root)) return;
+    roots.add(root);
+    observer.observe(root, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["href"] });
+  }
+
+  /** @param {Node} node */
+  function enqueue(node) {
+    toScan.add(node);
     schedule();
   }
 
   function schedule() {
-    if (scheduled || queue.size === 0) return;
+    if (scheduled || (!toScan.size && !links.size && !texts.size)) return;
     scheduled = true;
     setTimeout(work, 0);
   }
 
-  const yieldToPage = () => new Promise((resolve) => setTimeout(resolve, 0));
+  const accept = {
+    /** @param {Node} node */
+    acceptNode(node) {
+      if (node.nodeType === Node.TEXT_NODE) return NodeFilter.FILTER_ACCEPT;
+      const element = /** @type {Element} */ (node);
+      if (badges.has(element) || SKIPPED.has(element.localName)) return NodeFilter.FILTER_REJECT;
+      return NodeFilter.FILTER_ACCEPT;
+    },
+  };
+
+  let sliceStart = 0;
+  /** Whether this task has used its budget: then the caller yields (`breathe`). */
+  const spent = () => performance.now() - sliceStart >= BUDGET_MS;
+  async function breathe() {
+    await yieldToPage();
+    sliceStart = performance.now();
+  }
+
+  /** Collect the links, text nodes and shadow roots under *node*. @param {Node} node */
+  async function scan(node) {
+    if (node.nodeType === Node.TEXT_NODE) {
+      texts.add(/** @type {Text} */ (node));
+      return;
+    }
+    const walker = document.createTreeWalker(node, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, accept);
+    /** @type {Node | null} */
+    let current = walker.currentNode;
+    for (; current; current = walker.nextNode()) {
+      if (current.nodeType === Node.TEXT_NODE) {
+        const text = /** @type {Text} */ (current);
+        if (text.data.length > 4 && !text.parentElement?.closest("a")) texts.add(text);
+      } else if (current instanceof Element) {
+        if (isLink(current)) links.add(current);
+        const shadow = shadowOf(current);
+        if (shadow && !roots.has(shadow)) {
+          observe(shadow);
+          toScan.add(shadow);
+        }
+      }
+      if (spent()) await breathe();
+    }
+  }
 
   async function work() {
+    sliceStart = performance.now();
     try {
-      while (queue.size) {
-        const links = [...queue];
-        queue.clear();
+      while (toScan.size || links.size || texts.size) {
+        while (toScan.size) {
+          const [node] = toScan;
+          toScan.delete(node);
+          if (node.isConnected) await scan(node);
+        }
+        const batchLinks = [...links];
+        const batchTexts = [...texts];
+        links.clear();
+        texts.clear();
+        /** @type {Map<Text, {url: string, start: number, end: number}[]>} */
+        const inText = new Map();
         /** @type {Set<string>} */
         const unknown = new Set();
-        for (let i = 0; i < links.length; i++) {
-          const link = links[i];
-          if (!link.isConnected || !/^https?:/.test(link.href)) continue;
-          const key = keyOf(link.href);
-          if (!known.has(key)) unknown.add(key);
-          if (i % SLICE === SLICE - 1) await yieldToPage();
+        for (const link of batchLinks) {
+          const url = urlOf(link);
+          if (url && !known.has(url)) unknown.add(url);
+          if (spent()) await breathe();
+        }
+        for (const text of batchTexts) {
+          if (!text.isConnected) continue;
+          const found = textLinks.find(text.data);
+          if (found.length || textRanges.has(text)) inText.set(text, found);
+          for (const { url } of found) if (!known.has(url)) unknown.add(url);
+          if (spent()) await breathe();
         }
         const ask = [...unknown];
-        await Promise.all(
-          Array.from({ length: Math.ceil(ask.length / BATCH) }, (_, n) => lookup(ask.slice(n * BATCH, (n + 1) * BATCH))),
-        );
-        for (let i = 0; i < links.length; i++) {
-          apply(links[i]);
-          if (i % SLICE === SLICE - 1) await yieldToPage();
+        await Promise.all(Array.from({ length: Math.ceil(ask.length / BATCH) }, (_, n) => lookup(ask.slice(n * BATCH, (n + 1) * BATCH))));
+        sliceStart = performance.now();
+        for (const link of batchLinks) {
+          apply(link);
+          if (spent()) await breathe();
         }
+        for (const [text, found] of inText) markText(text, found);
+        paintHighlights();
       }
     } finally {
       scheduled = false;
@@ -87,45 +245,287 @@
     for (const url of urls) known.set(url, answer.listed[url] ?? null);
   }
 
-  /** @param {HTMLAnchorElement | HTMLAreaElement} link */
+  // -- marking -----------------------------------------------------------------------
+
+  /** @param {Element} link */
   function apply(link) {
-    if (!link.isConnected) return;
-    const key = /^https?:/.test(link.href) ? keyOf(link.href) : "";
-    const verdict = key ? known.get(key) : null;
-    const before = marked.get(link);
-    if (before && before.url === key && verdict) return;
-    if (before) {
-      before.badge?.remove();
-      link.removeAttribute("data-linkwarn");
-      marked.delete(link);
-    }
+    const url = link.isConnected ? urlOf(link) : "";
+    const verdict = url ? known.get(url) : null;
+    const before = marks.get(link);
+    if (before && verdict && before.url === url && before.action === verdict.action) return;
+    if (before) unmark(link, before);
     if (!verdict) return;
-    const badge = document.createElement("span");
-    badge.className = BADGE_CLASS;
-    badge.dataset.linkwarn = verdict.action;
-    badge.textContent = verdict.action === "block" ? "⊘ blocked" : "⚠ listed";
-    const why = verdict.reason || `listed: ${verdict.entry ?? "this address"}`;
-    badge.title = `linkwarn — ${verdict.action === "block" ? "blocked" : "warning"}: ${why}`;
-    badge.setAttribute("role", "note");
-    link.setAttribute("data-linkwarn", verdict.action);
-    if (link instanceof HTMLAnchorElement) link.insertAdjacentElement("afterend", badge);
-    marked.set(link, { url: key, badge: link instanceof HTMLAnchorElement ? badge : null });
+    if (inEditable(link)) {
+      const range = document.createRange();
+      range.selectNodeContents(link);
+      editableRanges.set(link, range);
+      marks.set(link, { url, action: verdict.action, badge: null, shown: true, restores: 0 });
+      marked.add(link);
+      return;
+    }
+    marks.set(link, { url, action: verdict.action, badge: badge(verdict), shown: false, restores: 0 });
+    marked.add(link);
+    onScreen.observe(link);
   }
 
-  const observer = new MutationObserver((mutations) => {
-    for (const mutation of mutations) {
-      if (mutation.type === "attributes") {
-        const target = /** @type {Element} */ (mutation.target);
-        if (target.matches(LINKS)) collect(target);
-        continue;
-      }
-      for (const node of mutation.addedNodes) {
-        if (node.nodeType === Node.ELEMENT_NODE && !(/** @type {Element} */ (node).classList.contains(BADGE_CLASS))) {
-          collect(/** @type {Element} */ (node));
+  /** @param {Element} link @param {Mark} mark */
+  function unmark(link, mark) {
+    onScreen.unobserve(link);
+    if (mark.badge) {
+      badges.delete(mark.badge);
+      mark.badge.remove();
+    }
+    editableRanges.delete(link);
+    marks.delete(link);
+    marked.delete(link);
+  }
+
+  /** @param {Verdict} verdict */
+  function badge(verdict) {
+    const host = document.createElement(TAG);
+    host.setAttribute("style", HOST_STYLE);
+    const shadow = host.attachShadow({ mode: "closed" });
+    const style = document.createElement("style");
+    style.textContent = BADGE_CSS;
+    const label = document.createElement("span");
+    const blocked = verdict.action === "block";
+    label.className = blocked ? "block" : "warn";
+    const why = verdict.reason || `listed: ${verdict.entry ?? "this address"}`;
+    label.title = `linkwarn — ${blocked ? "blocked" : "warning"}: ${why}`;
+    label.setAttribute("role", "img");
+    label.setAttribute("aria-label", `linkwarn: ${blocked ? "blocked" : "listed"} link. ${why}`);
+    label.tabIndex = 0;
+    shadow.append(style, label);
+    return host;
+  }
+
+  /** Where a link's badge goes: after it, after the image of its map, after the drawing it is in. @param {Element} link */
+  function anchorOf(link) {
+    if (link instanceof HTMLAreaElement) {
+      const map = link.closest("map");
+      const name = map?.name || map?.id;
+      const root = link.getRootNode();
+      const image = name && "querySelector" in root ? /** @type {ParentNode} */ (root).querySelector(`img[usemap="#${CSS.escape(name)}"]`) : null;
+      return image ?? map;
+    }
+    if (link instanceof SVGElement) return link.ownerSVGElement ? outermostSvg(link) : link;
+    return link;
+  }
+
+  /** @param {SVGElement} element */
+  function outermostSvg(element) {
+    /** @type {SVGElement} */
+    let svg = element;
+    while (svg.ownerSVGElement) svg = svg.ownerSVGElement;
+    return svg;
+  }
+
+  /** @param {Element} link */
+  function show(link) {
+    const mark = marks.get(link);
+    if (!mark?.badge || !link.isConnected) return;
+    const anchor = anchorOf(link);
+    if (!anchor) return;
+    badges.set(mark.badge, link);
+    guard.observe(mark.badge, { attributes: true });
+    anchor.after(mark.badge);
+    mark.shown = true;
+    seen.observe(mark.badge);
+  }
+
+  // Marks appear for links on screen, no faster than REVEALS_PER_SECOND.
+  const onScreen = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      const mark = marks.get(entry.target);
+      if (mark && !mark.shown && !reveal.includes(entry.target)) reveal.push(entry.target);
+    }
+  });
+  setInterval(() => {
+    for (let n = 0; n < REVEALS_PER_SECOND / 10 && reveal.length; n++) {
+      const link = /** @type {Element} */ (reveal.shift());
+      if (link.checkVisibility({ opacityProperty: true, visibilityProperty: true })) show(link);
+      else {
+        const mark = marks.get(link);
+        if (mark) {
+          onScreen.unobserve(link); // looked at again when it moves or changes
+          onScreen.observe(link);
         }
       }
     }
+  }, 100);
+
+  // A shown badge that is covered, faded or clipped while its link is visible is being hidden.
+  const seen = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        const link = badges.get(entry.target);
+        const hidden = entry.isIntersecting && "isVisible" in entry && !entry.isVisible;
+        if (link && hidden && link.checkVisibility({ opacityProperty: true, visibilityProperty: true })) tamper(link);
+      }
+    },
+    /** @type {IntersectionObserverInit} */ ({ trackVisibility: true, delay: 500 }),
+  );
+
+  // A badge whose style the page changes is put back as it was.
+  const guard = new MutationObserver((mutations) => {
+    for (const mutation of mutations) {
+      const host = /** @type {Element} */ (mutation.target);
+      const link = badges.get(host);
+      if (link && host.getAttribute("style") !== HOST_STYLE) {
+        host.setAttribute("style", HOST_STYLE);
+        tamper(link);
+      }
+    }
   });
-  observer.observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ["href"] });
-  collect(document);
+
+  /** @param {Element} link */
+  function tamper(link) {
+    const mark = marks.get(link);
+    if (!mark) return;
+    mark.restores += 1;
+    if (mark.restores > RESTORES) named();
+  }
+
+  function named() {
+    if (warned) return;
+    warned = true;
+    const host = document.createElement(TAG);
+    host.setAttribute("style", "all: initial !important; position: fixed !important; inset: 0.5em 0.5em auto auto !important; z-index: 2147483647 !important");
+    const shadow = host.attachShadow({ mode: "closed" });
+    const style = document.createElement("style");
+    style.textContent = "p { margin: 0; max-width: 28em; padding: 0.6em 0.9em; border-radius: 0.4em; font: 14px/1.4 system-ui, sans-serif; background: #b3261e; color: #fff; }";
+    const text = document.createElement("p");
+    text.setAttribute("role", "alert");
+    text.textContent = "linkwarn: this page hides linkwarn's marks on links to leaked material. Do not trust its links; linkwarn still warns when one is opened.";
+    shadow.append(style, text);
+    badges.set(host, host);
+    document.documentElement.append(host);
+  }
+
+  /** @param {Text} text @param {{url: string, start: number, end: number}[]} found */
+  function markText(text, found) {
+    /** @type {Range[]} */
+    const ranges = [];
+    for (const { url, start, end } of found) {
+      const verdict = known.get(url);
+      if (!verdict) continue;
+      const range = document.createRange();
+      range.setStart(text, start);
+      range.setEnd(text, end);
+      /** @type {any} */ (range).linkwarnAction = verdict.action;
+      ranges.push(range);
+    }
+    if (ranges.length) textRanges.set(text, ranges);
+    else textRanges.delete(text);
+  }
+
+  function paintHighlights() {
+    const registry = /** @type {any} */ (globalThis.CSS)?.highlights;
+    const Highlight = /** @type {any} */ (globalThis).Highlight;
+    if (!registry || !Highlight) return;
+    const byAction = { warn: new Highlight(), block: new Highlight() };
+    for (const [text, ranges] of textRanges) {
+      if (!text.isConnected) {
+        textRanges.delete(text);
+        continue;
+      }
+      for (const range of ranges) byAction[/** @type {any} */ (range).linkwarnAction === "block" ? "block" : "warn"].add(range);
+    }
+    for (const [link, range] of editableRanges) {
+      if (!link.isConnected) editableRanges.delete(link);
+      else byAction[marks.get(link)?.action === "block" ? "block" : "warn"].add(range);
+    }
+    registry.set(HIGHLIGHT.warn, byAction.warn);
+    registry.set(HIGHLIGHT.block, byAction.block);
+  }
+
+  /** The highlight styles, in the page (a highlight is styled by its name, which is this page's own). */
+  function styleHighlights() {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(
+      `::highlight(${HIGHLIGHT.warn}) { background-color: #f5a62366; text-decoration: underline wavy #b26a00; }` +
+        `::highlight(${HIGHLIGHT.block}) { background-color: #b3261e33; text-decoration: underline wavy #b3261e; }`,
+    );
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  }
+
+  // -- following changes -------------------------------------------------------------
+
+  const observer = new MutationObserver((mutations) => {
+    for (const mutation of mutations) {
+      const target = mutation.target;
+      if (mutation.type === "characterData") {
+        if (!target.parentElement?.closest("a")) texts.add(/** @type {Text} */ (target));
+        continue;
+      }
+      if (mutation.type === "attributes") {
+        const element = /** @type {Element} */ (target);
+        if (element.localName === "base") recheckAll();
+        else if (isLink(element) || marks.has(element)) links.add(element);
+        continue;
+      }
+      for (const node of mutation.removedNodes) {
+        const link = node instanceof Element ? badges.get(node) : undefined;
+        if (link && link !== node) restore(link);
+      }
+      for (const node of mutation.addedNodes) {
+        if (node instanceof Element && badges.has(node)) continue; // our own
+        if (node instanceof Element && node.localName === TAG) {
+          node.remove(); // a forged badge
+          continue;
+        }
+        if (node instanceof Element && (node.localName === "base" || node.querySelector?.("base"))) recheckAll();
+        if (node.nodeType === Node.ELEMENT_NODE || node.nodeType === Node.TEXT_NODE) toScan.add(node);
+      }
+    }
+    schedule();
+  });
+
+  /** @param {Element} link */
+  function restore(link) {
+    const mark = marks.get(link);
+    if (!mark?.badge || !mark.shown || !link.isConnected) return;
+    tamper(link);
+    const anchor = anchorOf(link);
+    if (anchor && !mark.badge.isConnected) anchor.after(mark.badge);
+  }
+
+  function recheckAll() {
+    for (const root of roots) {
+      if ("querySelectorAll" in root) {
+        for (const link of /** @type {ParentNode} */ (root).querySelectorAll("a, area")) if (isLink(link)) links.add(link);
+      }
+    }
+    schedule();
+  }
+
+  // What this frame has marked, for the extension's own tests: a global of this isolated world,
+  // which the page's scripts cannot reach.
+  /** @type {any} */ (globalThis).linkwarnMarks = () => ({
+    busy: scheduled || toScan.size + links.size + texts.size > 0,
+    known: known.size,
+    waiting: reveal.length,
+    hidden: warned,
+    links: [...marked].map((link) => {
+      const mark = /** @type {Mark} */ (marks.get(link));
+      const label = mark.badge ? /** @type {HTMLElement | null} */ (shadowOf(mark.badge)?.querySelector("span") ?? null) : null;
+      return {
+        url: mark.url,
+        action: mark.action,
+        shown: mark.shown,
+        badge: mark.badge ? "element" : "highlight",
+        text: label ? getComputedStyle(label, "::before").content : null,
+        title: label?.title ?? null,
+        label: label?.getAttribute("aria-label") ?? null,
+        visible: Boolean(mark.badge?.checkVisibility({ opacityProperty: true, visibilityProperty: true })),
+        after: mark.badge?.previousElementSibling?.localName ?? null,
+      };
+    }),
+    text: [...textRanges.values()].flat().map((range) => ({ text: range.toString(), action: /** @type {any} */ (range).linkwarnAction })),
+  });
+
+  styleHighlights();
+  observe(document); // the document itself, so that `document.open` does not leave it unwatched
+  enqueue(document);
 })();

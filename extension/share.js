@@ -15,8 +15,8 @@
   const WAIT_MS = 250; // after the last keystroke before the field is checked
   const MAX_TEXT = 100_000;
   const MAX_LINKS = 50;
-  const LINK = /(?:https?:\/\/[^\s"'<>`]+|(?<![\w@.-])(?:www\.)?(?:[\p{L}\p{N}-]+\.)+\p{L}{2,}(?::\d{1,5})?\/[^\s"'<>`]*)/giu;
-  const TRAILING = /[.,;:!?)\]}'"]+$/;
+  /** @type {{find: (text: string, limit?: number) => {url: string}[]}} */
+  const textLinks = /** @type {any} */ (globalThis).linkwarnTextLinks; // textlinks.js, run before this
 
   /** @type {WeakMap<Element, {timer: number, warning: HTMLElement | null}>} */
   const fields = new WeakMap();
@@ -42,18 +42,7 @@
 
   /** @param {string} text */
   function linksIn(text) {
-    const found = new Set();
-    for (const match of text.matchAll(LINK)) {
-      let link = match[0].replace(TRAILING, "");
-      if (!/^https?:/i.test(link)) link = `http://${link}`;
-      try {
-        found.add(new URL(link).href);
-      } catch {
-        continue;
-      }
-      if (found.size >= MAX_LINKS) break;
-    }
-    return [...found];
+    return [...new Set(textLinks.find(text, MAX_LINKS).map((found) => found.url))];
   }
 
   /** @param {HTMLElement} field */

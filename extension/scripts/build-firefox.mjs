@@ -20,7 +20,7 @@ export const FIREFOX_ANDROID_MIN_VERSION = "142.0";
 
 const SOURCE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FILES = [
-  "background.js", "content.css", "content.js", "options.html", "options.js", "popup.css", "popup.html",
+  "background.js", "content.css", "content.js", "textlinks.js", "options.html", "options.js", "popup.css", "popup.html",
   "popup.js", "share.js", "warning.css", "warning.html", "warning.js", "managed_schema.json", "icons", "lib",
 ];
 
