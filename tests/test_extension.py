@@ -334,7 +334,7 @@ def test_a_page_with_thousands_of_links_stays_responsive(browser: Browser) -> No
     elapsed = time.monotonic() - started
     longest_gap = page.evaluate("window.longestGap")
     print(
-        f"decided {count // 20} listed of {count} links in {elapsed:.2f} s; longest timer gap {longest_gap:.0f} ms"
+        f"decided {count // 20} listed of {count} links in {elapsed:.2f} s; longest gap {longest_gap:.0f} ms"
     )
     # Only what is on screen is shown; the rest as it is scrolled to.
     shown = {link["url"] for link in state["links"] if link["shown"]}
