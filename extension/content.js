@@ -31,7 +31,7 @@
   const RESTORES = 3; // a removed or restyled badge is put back this often, then the page is named
   const SKIPPED = new Set(["script", "style", "noscript", "template", "textarea", "title"]);
   const XLINK = "http://www.w3.org/1999/xlink";
-  const TAG = `linkwarn-${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const TAG = `linkwarn-${Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
   const HIGHLIGHT = { warn: `${TAG}-warn`, block: `${TAG}-block` };
   const HOST_STYLE = [
     "all: initial", "display: inline-block", "visibility: visible", "opacity: 1", "position: static",
@@ -71,6 +71,8 @@
   const badges = new WeakMap();
   /** @type {Map<Text, Range[]>} */
   const textRanges = new Map();
+  /** @type {Map<Element, Set<Element>>} what is watched coming on screen -> its links */
+  const watched = new Map();
   /** @type {Map<Element, Range>} links in editable content */
   const editableRanges = new Map();
   /** @type {Set<Node>} */
@@ -89,8 +91,12 @@
   /** @param {Element} element */
   function shadowOf(element) {
     const dom = /** @type {any} */ (chrome).dom;
-    const root = dom?.openOrClosedShadowRoot ? dom.openOrClosedShadowRoot(element) : /** @type {any} */ (element).openOrClosedShadowRoot;
-    return root instanceof ShadowRoot ? root : null;
+    try {
+      const root = dom?.openOrClosedShadowRoot ? dom.openOrClosedShadowRoot(element) : /** @type {any} */ (element).openOrClosedShadowRoot;
+      return root instanceof ShadowRoot ? root : null;
+    } catch {
+      return element.shadowRoot; // an element the API refuses (one of another document's)
+    }
   }
 
   /** @param {Element} element */
@@ -265,12 +271,20 @@
     }
     marks.set(link, { url, action: verdict.action, badge: badge(verdict), shown: false, restores: 0 });
     marked.add(link);
-    onScreen.observe(link);
+    const target = seenAs(link);
+    watched.set(target, (watched.get(target) ?? new Set()).add(link));
+    onScreen.observe(target);
   }
 
   /** @param {Element} link @param {Mark} mark */
   function unmark(link, mark) {
-    onScreen.unobserve(link);
+    const target = seenAs(link);
+    const others = watched.get(target);
+    others?.delete(link);
+    if (!others?.size) {
+      watched.delete(target);
+      onScreen.unobserve(target);
+    }
     if (mark.badge) {
       badges.delete(mark.badge);
       mark.badge.remove();
@@ -320,6 +334,11 @@
     return svg;
   }
 
+  /** What a person sees of a link: the image of an area's map, else the link. @param {Element} link */
+  function seenAs(link) {
+    return link instanceof HTMLAreaElement ? anchorOf(link) ?? link : link;
+  }
+
   /** @param {Element} link */
   function show(link) {
     const mark = marks.get(link);
@@ -337,20 +356,20 @@
   const onScreen = new IntersectionObserver((entries) => {
     for (const entry of entries) {
       if (!entry.isIntersecting) continue;
-      const mark = marks.get(entry.target);
-      if (mark && !mark.shown && !reveal.includes(entry.target)) reveal.push(entry.target);
+      for (const link of watched.get(entry.target) ?? []) {
+        const mark = marks.get(link);
+        if (mark && !mark.shown && !reveal.includes(link)) reveal.push(link);
+      }
     }
   });
   setInterval(() => {
     for (let n = 0; n < REVEALS_PER_SECOND / 10 && reveal.length; n++) {
       const link = /** @type {Element} */ (reveal.shift());
-      if (link.checkVisibility({ opacityProperty: true, visibilityProperty: true })) show(link);
-      else {
-        const mark = marks.get(link);
-        if (mark) {
-          onScreen.unobserve(link); // looked at again when it moves or changes
-          onScreen.observe(link);
-        }
+      const target = seenAs(link);
+      if (target.checkVisibility({ opacityProperty: true, visibilityProperty: true })) show(link);
+      else if (marks.has(link)) {
+        onScreen.unobserve(target); // looked at again when it moves or changes
+        onScreen.observe(target);
       }
     }
   }, 100);
@@ -372,19 +391,18 @@
     for (const mutation of mutations) {
       const host = /** @type {Element} */ (mutation.target);
       const link = badges.get(host);
-      if (link && host.getAttribute("style") !== HOST_STYLE) {
-        host.setAttribute("style", HOST_STYLE);
-        tamper(link);
-      }
+      if (link && host.getAttribute("style") !== HOST_STYLE && tamper(link)) host.setAttribute("style", HOST_STYLE);
     }
   });
 
-  /** @param {Element} link */
+  /** Count a page's move against a link's mark; whether the mark is still to be put back. @param {Element} link */
   function tamper(link) {
     const mark = marks.get(link);
-    if (!mark) return;
+    if (!mark) return false;
     mark.restores += 1;
-    if (mark.restores > RESTORES) named();
+    if (mark.restores <= RESTORES) return true;
+    named();
+    return false;
   }
 
   function named() {
@@ -486,7 +504,7 @@
   function restore(link) {
     const mark = marks.get(link);
     if (!mark?.badge || !mark.shown || !link.isConnected) return;
-    tamper(link);
+    if (!tamper(link)) return; // past RESTORES: the page is named instead of fought
     const anchor = anchorOf(link);
     if (anchor && !mark.badge.isConnected) anchor.after(mark.badge);
   }

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Frame, Page, Worker, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from .support.servers import ROOT, RunningProxy, free_port
 
@@ -70,6 +71,47 @@ setInterval(() => {
 """
 
 
+EVERYWHERE = """<!doctype html><meta charset=utf-8><title>everywhere</title>
+<div id=open-host></div><div id=closed-host></div>
+<svg width=200 height=30><a href="http://leak.example/svg"><text x=0 y=20>svg link</text></a></svg>
+<p><img usemap="#m" width=40 height=20 alt=map src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
+<map name=m><area href="http://leak.example/area" shape=rect coords="0,0,40,20" alt=area></map></p>
+<p id=plain>read http://leak.example/plain or mirror.test/films/plain now</p>
+<div id=editor contenteditable=true>draft: <a href="http://leak.example/edit">edit link</a></div>
+<p><a id=relative href="/dump/salaries.xlsx">relative</a></p>
+<div style="display:none"><a href="http://leak.example/hidden">hidden</a></div>
+<a style="position:absolute; left:-9999px" href="http://leak.example/offscreen">off screen</a>
+<iframe id=same srcdoc='<a href="http://leak.example/same-frame">same-origin frame</a>'></iframe>
+<iframe id=other src="http://frames.example/frame-links"></iframe>
+<script>
+document.getElementById('open-host').attachShadow({mode: 'open'}).innerHTML =
+  '<a href="http://leak.example/open-shadow">open shadow</a>';
+document.getElementById('closed-host').attachShadow({mode: 'closed'}).innerHTML =
+  '<a href="http://leak.example/closed-shadow">closed shadow</a>';
+setTimeout(() => {  // a <base> that makes the relative link a listed one
+  const base = document.createElement('base');
+  base.href = 'http://files.example/';
+  document.head.append(base);
+}, 400);
+</script>"""
+
+REOPENED = """<!doctype html><title>reopened</title><p>before</p><script>
+setTimeout(() => { document.open(); document.write('<a href="http://leak.example/written">written</a>');
+                   document.close(); }, 300);
+</script>"""
+
+HOSTILE = """<!doctype html><title>hostile</title><ul id=list>
+<li><a id=listed href="http://leak.example/inbox">listed</a></li></ul><script>
+// Removes every element of a name it does not know, as soon as it appears.
+new MutationObserver((changes) => { for (const change of changes) for (const node of change.addedNodes)
+  if (node.localName && node.localName.startsWith('linkwarn-')) {
+    window.seenName = node.localName;
+    node.remove();
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
+</script>"""
+
+
 class _PageHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -100,6 +142,14 @@ class _PageHandler(BaseHTTPRequestHandler):
                 for i in range(count)
             ]
             body = _links_page(urls, MANY_SCRIPT)
+        elif host == "127.0.0.1" and parts.path == "/everywhere":
+            body = EVERYWHERE
+        elif host == "127.0.0.1" and parts.path == "/reopened":
+            body = REOPENED
+        elif host == "127.0.0.1" and parts.path == "/hostile":
+            body = HOSTILE
+        elif parts.path == "/frame-links":
+            body = '<!doctype html><a href="http://leak.example/other-frame">other origin</a>'
         elif host == "127.0.0.1" and parts.path == "/site/frame":
             body = "<!doctype html><title>frame</title><textarea id=post></textarea>"
         elif host == "127.0.0.1" and parts.path == "/start":
@@ -196,10 +246,13 @@ def browser(
 def in_extension_world(page: Page, expression: str, frame: Frame | None = None) -> Any:
     """Evaluate *expression* in the extension's content-script world of *frame* (the main one by
     default), through the DevTools protocol: the world the page's own scripts cannot reach."""
-    target = (
-        frame if frame is not None and frame.parent_frame is not None and _out_of_process(frame) else page
-    )
-    cdp = page.context.new_cdp_session(target)
+    cdp = None
+    if frame is not None and frame.parent_frame is not None:
+        try:
+            cdp = page.context.new_cdp_session(frame)  # a frame in a process of its own
+        except PlaywrightError:
+            cdp = None  # part of the page's process, and of its session
+    cdp = cdp or page.context.new_cdp_session(page)
     try:
         contexts: list[dict[str, Any]] = []
         cdp.on("Runtime.executionContextCreated", lambda event: contexts.append(event["context"]))
@@ -215,10 +268,6 @@ def in_extension_world(page: Page, expression: str, frame: Frame | None = None) 
         return result["result"].get("value")
     finally:
         cdp.detach()
-
-
-def _out_of_process(frame: Frame) -> bool:
-    return urlsplit(frame.url).netloc != urlsplit(frame.page.url).netloc
 
 
 def _frame_id(cdp: Any, url: str) -> str | None:
@@ -346,6 +395,89 @@ def test_a_page_with_thousands_of_links_stays_responsive(browser: Browser) -> No
     # The page's own timers kept running while the links were marked (a bound
     # loose enough for a loaded CI machine, far below a frozen page).
     assert longest_gap < 1000
+    page.close()
+
+
+def test_links_are_marked_everywhere_a_page_can_put_them(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/everywhere")
+    expected = {
+        "http://leak.example/open-shadow": "element",
+        "http://leak.example/closed-shadow": "element",
+        "http://leak.example/svg": "element",  # after the drawing
+        "http://leak.example/area": "element",  # after the image of the map
+        "http://leak.example/edit": "highlight",  # never an element inside what is being written
+        "http://files.example/dump/salaries.xlsx": "element",  # once the <base> made it listed
+    }
+    wait_until(
+        lambda: set(marked(page)) >= set(expected), f"{set(expected)} to be marked, not {marked(page)}"
+    )
+    state = marks(page)
+    by_url = {link["url"]: link for link in state["links"]}
+    assert {url: by_url[url]["badge"] for url in expected} == expected
+    assert by_url["http://leak.example/area"]["after"] == "img"
+    assert by_url["http://leak.example/svg"]["after"] == "svg"
+    # Links no one can see are never shown (opening one is still warned about).
+    assert not by_url["http://leak.example/hidden"]["shown"]
+    assert not by_url["http://leak.example/offscreen"]["shown"]
+    # URLs written as text, marked without a node added.
+    assert sorted(t["text"] for t in state["text"]) == [
+        "http://leak.example/plain",
+        "mirror.test/films/plain",
+    ]
+    assert page.evaluate("document.getElementById('editor').innerHTML") == (
+        'draft: <a href="http://leak.example/edit">edit link</a>'
+    )
+    # Frames, same-origin and not, each mark their own.
+    for selector, url in (
+        ("#same", "http://leak.example/same-frame"),
+        ("#other", "http://leak.example/other-frame"),
+    ):
+        frame = page.locator(selector).element_handle().content_frame()
+        assert frame is not None
+        wait_until(
+            lambda frame=frame, url=url: url in marked(page, frame), f"{url} to be marked in its frame"
+        )
+    # A selection of the page, copied, holds the links' text and none of the badges'.
+    page.evaluate("getSelection().selectAllChildren(document.body)")
+    copied = page.evaluate("getSelection().toString()")
+    assert "open shadow" not in copied or "listed" not in copied
+    assert "⚠" not in copied
+    assert "blocked" not in copied
+    page.close()
+
+
+def test_a_document_written_anew_is_marked_too(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/reopened")
+    wait_until(lambda: "http://leak.example/written" in marked(page), "the written link to be marked")
+    page.close()
+
+
+def test_a_page_that_removes_badges_gets_them_back_then_is_named(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/hostile")
+    wait_until(lambda: marks(page)["hidden"], "the page to be named as hiding linkwarn's marks")
+    name = page.evaluate("window.seenName")
+    assert name.startswith("linkwarn-")
+    assert name != "linkwarn-badge"
+    # Forged badges of the same name are removed; the page cannot tell its links apart by them.
+    page.evaluate(
+        "n => { const f = document.createElement(n); f.id = 'forged'; document.body.append(f); }", name
+    )
+    wait_until(lambda: page.evaluate("!document.getElementById('forged')"), "the forged badge to be removed")
+    page.close()
+
+
+def test_a_restyled_badge_is_put_back(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/links")
+    wait_until(lambda: len(marked(page)) == len(LISTED), "the listed links to be marked")
+    page.evaluate(
+        """() => { for (const e of document.querySelectorAll('*'))
+                     if (e.localName.startsWith('linkwarn-')) e.style.display = 'none'; }"""
+    )
+    wait_until(lambda: all(link["visible"] for link in marks(page)["links"]), "the badges to be shown again")
     page.close()
 
 
