@@ -82,7 +82,7 @@ def render() -> str:
         "/** What Python's str.isdecimal() (and re's \\d) accepts. */",
         f"export const DECIMAL_RANGES = {json.dumps(decimals, separators=(',', ':'))};",
         "",
-        "/** Code points whose UTS #46 mapping holds a dot or ASCII the URL parser refuses in a host, and the mapping. */",
+        "/** Code points whose UTS #46 mapping holds a dot or ASCII a URL host refuses, and the mapping. */",
         "export const PUNCTUATION_MAPPINGS = new Map([",
         *(f"  [0x{code:04X}, {json.dumps(text)}]," for code, text in sorted(mapped.items())),
         "]);",
