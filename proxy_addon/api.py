@@ -186,6 +186,12 @@ def _url_field(value: Any, where: str) -> str:
     return value
 
 
+def suffix_list_document() -> bytes:
+    """The body of ``GET /v1/psl``: the suffix rules `blocklists.canonical.registrable_domain` follows."""
+    body = {"source": "tldextract bundled snapshot, private domains included", "rules": list(suffix_rules())}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 class Api:
     """The endpoints, over the proxy's `Runtime`: its store, checker and event log."""
 
@@ -330,9 +336,7 @@ class Api:
     async def psl(self, request: Request) -> Response:
         """The suffix rules, built once: they are the snapshot bundled with this proxy's tldextract."""
         if self._psl is None:
-            rules = await asyncio.to_thread(suffix_rules)
-            body = {"source": "tldextract bundled snapshot, private domains included", "rules": list(rules)}
-            payload = json.dumps(body, separators=(",", ":")).encode()
+            payload = await asyncio.to_thread(suffix_list_document)
             self._psl = payload, '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
         payload, etag = self._psl
         headers = {**_HEADERS, "etag": etag}

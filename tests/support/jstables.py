@@ -6,6 +6,10 @@ tests/test_extension_js.py checks that the committed file is what this makes.
 - Python's ``str.isdigit`` and ``str.isdecimal`` (``re``'s ``\\d``) decide what
   `blocklists.canonical` takes for a port; JavaScript has no property for
   Numeric_Type=Digit, and its ``\\p{Nd}`` follows the engine's Unicode version.
+- The right-to-left characters (bidi classes R, AL, AN): JavaScript has no
+  property for bidi classes, and the URL parsers the extension has disagree
+  with ada on the IDNA bidi rule (Node's checks none, Chromium's ICU checks
+  whole names), so a host with one is left to the proxy.
 - The code points whose UTS #46 mapping holds an ASCII character the WHATWG URL
   parser refuses in a host (``/``, ``%``, ``:``...), one of the placeholders the
   extension puts there instead (``$``, ``,``, ``!``), or a dot: ada's
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 
 import ada_url
@@ -63,7 +68,12 @@ def _mapped() -> dict[int, str]:
     return found
 
 
+def _right_to_left(char: str) -> bool:
+    return unicodedata.bidirectional(char) in ("R", "AL", "AN")
+
+
 def render() -> str:
+    rtl = list(_ranges(_right_to_left))
     digits = list(_ranges(str.isdigit))
     decimals = list(_ranges(str.isdecimal))
     mapped = _mapped()
@@ -73,7 +83,7 @@ def render() -> str:
         " * Unicode tables for canonical.js, made by `python -m tests.support.jstables`",
         " * (tests/test_extension_js.py checks this file is what it makes). Do not edit.",
         f" * Python {sys.version_info.major}.{sys.version_info.minor}, "
-        f"Unicode {__import__('unicodedata').unidata_version}, idna {idna.__version__}.",
+        f"Unicode {unicodedata.unidata_version}, idna {idna.__version__}.",
         " */",
         "",
         "/** What Python's str.isdigit() accepts: [first, last] code points. */",
@@ -81,6 +91,9 @@ def render() -> str:
         "",
         "/** What Python's str.isdecimal() (and re's \\d) accepts. */",
         f"export const DECIMAL_RANGES = {json.dumps(decimals, separators=(',', ':'))};",
+        "",
+        "/** Right-to-left characters (bidi classes R, AL and AN), which the IDNA bidi rule is about. */",
+        f"export const RTL_RANGES = {json.dumps(rtl, separators=(',', ':'))};",
         "",
         "/** Code points whose UTS #46 mapping holds a dot or ASCII a URL host refuses, and the mapping. */",
         "export const PUNCTUATION_MAPPINGS = new Map([",
