@@ -188,6 +188,7 @@ export function offlineResult(url, lookup, known, { proceedAllowed = true, proce
     action: winner.action,
     reason: winner.reason ?? null,
     entry: winner.expression,
+    entry_key: lookup.hits.find((hit) => hit.expression === winner.expression)?.key ?? null,
     list: winner.list ?? null,
     expires_at: winner.expires_at ?? null,
     may_proceed: passable,

@@ -40,6 +40,7 @@ test("a hashed entry is found by its key prefix alone; an unlisted URL is decide
   const known = new Map([["leak.test/", [{ expression: "leak.test/", action: "block", local: false, reason: "mail" }]]]);
   const leak = offlineResult("http://a.leak.test/", await matcher.lookup("http://a.leak.test/"), known);
   assert.deepEqual([leak.listed, leak.action, leak.confirmed, leak.reason], [true, "block", true, "mail"]);
+  assert.equal(leak.entry_key, [...(await sha256("leak.test/"))].map((b) => b.toString(16).padStart(2, "0")).join(""));
   const clean = offlineResult("http://clean.test/", await matcher.lookup("http://clean.test/"), known);
   assert.deepEqual([clean.listed, clean.action, clean.offline], [false, null, true]);
 });
