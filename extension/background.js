@@ -223,23 +223,23 @@ async function check(urls) {
   const found = new Map();
   /** @type {Map<string, import("./lib/matcher.js").Lookup>} */
   const lookups = new Map();
-  /** @type {string[]} */
-  const ask = [];
+  /** @type {Set<string>} */
+  const ask = new Set();
   for (const url of urls) {
     const key = cacheKey(url);
-    if (found.has(key) || lookups.has(key) || ask.includes(key)) continue;
+    if (found.has(key) || ask.has(key)) continue;
     if (!matcher) {
-      ask.push(key);
+      ask.add(key);
       continue;
     }
     const result = await matcher.lookup(key);
     lookups.set(key, result);
-    if (result.kind === "hit" || result.kind === "ask") ask.push(key);
+    if (result.kind === "hit" || result.kind === "ask") ask.add(key);
     else found.set(key, offlineResult(key, result, new Map()));
   }
-  if (!ask.length) return found;
+  if (!ask.size) return found;
   try {
-    for (const [key, result] of await lookup.lookup(ask)) found.set(key, result);
+    for (const [key, result] of await lookup.lookup([...ask])) found.set(key, result);
   } catch {
     for (const key of ask) found.set(key, await offlineVerdict(key, lookups.get(key)));
   }
