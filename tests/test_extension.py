@@ -498,9 +498,9 @@ def test_a_hashed_entry_is_warned_on_with_the_proxy_unreachable_and_unlisted_pag
     browser: Browser,
 ) -> None:
     """The extension holds the proxy's key prefixes: offline, it still finds an entry only a hash names."""
+    before = _status(browser, refresh=True)["matcher"]["prefixes"]
     _add_hashed_entry(browser.proxy)
     # The proxy follows its store; the extension syncs the prefixes (a diff) when it refreshes.
-    before = _status(browser, refresh=False)["matcher"]["prefixes"]
     wait_until(lambda: _status(browser, refresh=True)["matcher"]["prefixes"] == before + 1, "the new prefix")
     matcher = _status(browser, refresh=False)["matcher"]
     assert matcher["ready"] is True
