@@ -35,6 +35,7 @@ __all__ = [
     "plain_canonical_host",
     "plain_host",
     "registrable_domain",
+    "suffix_rules",
 ]
 
 MAX_HOSTS = 5
@@ -410,6 +411,26 @@ def _extractor() -> tldextract.TLDExtract:
     # Offline by construction: no suffix-list URLs, no cache directory, so the
     # snapshot bundled with tldextract is the only source.
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
+
+
+@functools.cache
+def suffix_rules() -> tuple[str, ...]:
+    """The Public Suffix List rules `registrable_domain` follows, sorted, each label in ASCII.
+
+    tldextract's bundled snapshot, private section included (``*.ck``,
+    ``!www.ck``, ``blogspot.com``...), with international labels as their
+    A-labels (``公司.cn`` is ``xn--55qx5d.cn``): the form a canonical host has,
+    so that another implementation can match hosts label by label as
+    tldextract does after decoding them.
+    """
+    rules = set()
+    for rule in _extractor().tlds:
+        mark = "!" if rule.startswith("!") else ""
+        labels = rule.removeprefix("!").split(".")
+        ascii_labels = [label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+                        for label in labels]  # fmt: skip
+        rules.add(mark + ".".join(ascii_labels))
+    return tuple(sorted(rules))
 
 
 @functools.lru_cache(maxsize=65536)

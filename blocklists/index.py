@@ -96,6 +96,19 @@ class PrefixIndex:
         return len(self._prefixes)
 
     @property
+    def prefixes(self) -> array[int]:
+        """The sorted prefixes themselves (the index's own array: do not change it)."""
+        return self._prefixes
+
+    def prefix_bytes(self) -> bytes:
+        """The prefixes as `from_prefix_bytes` reads them: big-endian, ascending, concatenated."""
+        if sys.byteorder == "big":
+            return self._prefixes.tobytes()
+        swapped = array(self.TYPECODE, self._prefixes)
+        swapped.byteswap()
+        return swapped.tobytes()
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the index (sys.getsizeof of an array counts its buffer)."""
         return sys.getsizeof(self._prefixes) + sys.getsizeof(self._buckets) + sys.getsizeof(self)

@@ -11,9 +11,11 @@
 
 import { ApiClient, ApiError } from "./lib/api.js";
 import { BatchLookup, TtlCache, cacheKey } from "./lib/cache.js";
+import { ListMirror, offlineResult } from "./lib/matcher.js";
 import { FIRST_PASS_RULE_ID, freePassRuleId, hasPass, prunePasses } from "./lib/passes.js";
 import { EntryIndex, buildRules, passRule, ruleCatches } from "./lib/rules.js";
 import { KEYS, effectiveSettings } from "./lib/settings.js";
+import * as vault from "./lib/vault.js";
 
 /** @typedef {import("./lib/api.js").CheckResult} CheckResult */
 /** @typedef {import("./lib/rules.js").RuleEntry} RuleEntry */
@@ -40,6 +42,9 @@ let current = null;
 let known = null;
 /** @type {Set<string>} */
 let covered = new Set();
+// The proxy's suffix list and key prefixes: URLs without a prefix hit are decided here (lib/matcher.js).
+const mirror = new ListMirror(vault);
+const mirrored = mirror.restore().catch((error) => console.error("linkwarn: the saved lists could not be read:", error));
 
 // -- settings and the API client ---------------------------------------------------
 
@@ -170,14 +175,23 @@ async function sha256Hex(text) {
 }
 
 /**
- * What is known about *url* without the proxy: the entries it last sent.
+ * What is known about *url* without the proxy. With the proxy's prefixes: its
+ * decision for the lookup (`offlineResult`: a hit it cannot confirm is listed,
+ * unconfirmed). Before the first sync: the plaintext entries it last sent.
  * @param {string} url
+ * @param {import("./lib/matcher.js").Lookup | undefined} found  the lookup through the prefixes
  * @returns {Promise<CheckResult>}
  */
-async function offlineVerdict(url) {
+async function offlineVerdict(url, found) {
+  const status = (await backend()).status;
+  if (found) {
+    return offlineResult(url, found, (await knownEntries()).byExpression, {
+      proceedAllowed: status?.proceed_allowed !== false,
+      proceedSeconds: status?.proceed_ttl_seconds ?? 900,
+    });
+  }
   const entry = (await knownEntries()).match(url);
   const listed = entry !== null && entry.action !== "allow";
-  const status = (await backend()).status;
   return {
     url,
     canonical: null,
@@ -196,19 +210,40 @@ async function offlineVerdict(url) {
 }
 
 /**
- * Verdicts for *urls* by cache key: from the proxy, or from known entries when it cannot be asked.
+ * Verdicts for *urls* by cache key. A URL with no prefix hit is decided here, as
+ * the proxy would; the proxy is asked about the rest (through the cache and in
+ * batches), and when it cannot be, `offlineVerdict` answers.
  * @param {string[]} urls
  * @returns {Promise<Map<string, CheckResult>>}
  */
 async function check(urls) {
-  try {
-    return await lookup.lookup(urls);
-  } catch {
-    /** @type {Map<string, CheckResult>} */
-    const found = new Map();
-    for (const url of urls) found.set(cacheKey(url), await offlineVerdict(cacheKey(url)));
-    return found;
+  await mirrored;
+  const matcher = mirror.matcher;
+  /** @type {Map<string, CheckResult>} */
+  const found = new Map();
+  /** @type {Map<string, import("./lib/matcher.js").Lookup>} */
+  const lookups = new Map();
+  /** @type {Set<string>} */
+  const ask = new Set();
+  for (const url of urls) {
+    const key = cacheKey(url);
+    if (found.has(key) || ask.has(key)) continue;
+    if (!matcher) {
+      ask.add(key);
+      continue;
+    }
+    const result = await matcher.lookup(key);
+    lookups.set(key, result);
+    if (result.kind === "hit" || result.kind === "ask") ask.add(key);
+    else found.set(key, offlineResult(key, result, new Map()));
   }
+  if (!ask.size) return found;
+  try {
+    for (const [key, result] of await lookup.lookup([...ask])) found.set(key, result);
+  } catch {
+    for (const key of ask) found.set(key, await offlineVerdict(key, lookups.get(key)));
+  }
+  return found;
 }
 
 // -- the browser's own rules ---------------------------------------------------------------
@@ -249,7 +284,7 @@ async function prune() {
   return live;
 }
 
-/** Ask the proxy how it is, and bring the rules up to date. */
+/** Ask the proxy how it is, and bring the rules, the suffix list and the prefixes up to date. */
 async function refresh() {
   await prune();
   try {
@@ -257,9 +292,26 @@ async function refresh() {
     const status = await client.status();
     await setBackend({ reachable: true, error: null, status });
     await syncRules();
+    await syncMirror(client);
   } catch (error) {
     await setBackend({ reachable: false, error: describe(error) });
   }
+}
+
+/**
+ * The suffix list and the prefixes (lib/matcher.js `ListMirror`); a refused answer
+ * keeps the last good data and is named in the popup and the console.
+ * @param {ApiClient} client
+ */
+async function syncMirror(client) {
+  await mirrored;
+  try {
+    await mirror.sync({ psl: (etag) => client.psl(etag), prefixes: (etag) => client.prefixes(etag) });
+  } catch (error) {
+    if (error instanceof ApiError && (error.code === "unreachable" || error.code === "timeout")) throw error;
+    mirror.problem = `the proxy did not send its lists (${describe(error)}). The last good lists are kept.`;
+  }
+  if (mirror.problem) console.warn("linkwarn:", mirror.problem);
 }
 
 chrome.runtime.onInstalled.addListener(() => {
@@ -405,6 +457,7 @@ async function handle(message, ownPage) {
         problems,
         backend: (await stored("backend")) ?? null,
         rules: rules ? { ...rules, entries: rules.entries.length } : null,
+        matcher: mirror.summary(),
         recent: (await stored("recent")) ?? [],
         passes: Object.keys((await stored("passes")) ?? {}).length,
       };

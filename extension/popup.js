@@ -56,6 +56,12 @@ function render(state) {
         ? `${state.rules.rules} browser rules cover ${state.rules.entries - state.rules.uncovered} entries; the rest are checked with the proxy.`
         : "Mode: mark links only (no warning on navigation).";
   }
+  if (state.matcher) {
+    const m = state.matcher;
+    element("matcher").textContent = m.ready
+      ? `Decided here: every address without one of the proxy's ${m.prefixes} key prefixes.` + (m.problem ? ` ${m.problem}` : "")
+      : `Every address is checked with the proxy (its lists are not here yet${m.problem ? `: ${m.problem}` : ""}).`;
+  }
   const recent = element("recent");
   recent.replaceChildren();
   for (const warning of state.recent) {

@@ -5,6 +5,8 @@ Endpoints, all JSON, described by the OpenAPI document at ``/v1/openapi.json``:
     GET  /v1/status        feeds, versions, staleness, entries, uptime
     POST /v1/check         verdicts for up to 500 URLs
     GET  /v1/rules         the plaintext entries a browser can enforce itself
+    GET  /v1/psl           the Public Suffix List rules the proxy's host suffixes follow
+    GET  /v1/prefixes      the index's key and host-marker prefixes (binary), or a diff from a version
     POST /v1/events        warnings shown and proceeds, stored with the proxy's events  (token)
     POST /v1/reports       a false-positive report with an optional comment            (token)
 
@@ -44,6 +46,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from blocklists import Action, Canonical, InvalidURL, Verdict
+from blocklists.canonical import suffix_rules
+from blocklists.prefixes import ETAG, PrefixVersions
 from blocklists.store import Event
 from proxy_addon.events import EventKind
 from proxy_addon.interstitial import MAX_COMMENT
@@ -182,6 +186,12 @@ def _url_field(value: Any, where: str) -> str:
     return value
 
 
+def suffix_list_document() -> bytes:
+    """The body of ``GET /v1/psl``: the suffix rules `blocklists.canonical.registrable_domain` follows."""
+    body = {"source": "tldextract bundled snapshot, private domains included", "rules": list(suffix_rules())}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 class Api:
     """The endpoints, over the proxy's `Runtime`: its store, checker and event log."""
 
@@ -190,6 +200,9 @@ class Api:
         self.token = token
         self.started_at = started_at
         self.document = json.loads(resources.files("proxy_addon").joinpath("openapi.json").read_text("utf-8"))
+        self.versions = PrefixVersions()  # the prefixes served to extensions, and diffs between them
+        self._versions_lock = asyncio.Lock()
+        self._psl: tuple[bytes, str] | None = None
 
     def _require_token(self, request: Request) -> None:
         given = request.headers.get("authorization", "")
@@ -320,6 +333,43 @@ class Api:
             return Response(status_code=304, headers=headers)
         return Response(payload, media_type="application/json", headers=headers)
 
+    async def psl(self, request: Request) -> Response:
+        """The suffix rules, built once: they are the snapshot bundled with this proxy's tldextract."""
+        if self._psl is None:
+            payload = await asyncio.to_thread(suffix_list_document)
+            self._psl = payload, '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+        payload, etag = self._psl
+        headers = {**_HEADERS, "etag": etag}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(payload, media_type="application/json", headers=headers)
+
+    async def prefixes(self, request: Request) -> Response:
+        """The live index's prefixes, the full set or a diff from ``since`` (see `blocklists.prefixes`)."""
+        since = request.query_params.get("since")
+        if since is not None and not ETAG.fullmatch(since):
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                "since must be an ETag this API gave: 32 hex digits in double quotes",
+            )
+        self._available()
+        checker = self.runtime.checker
+        assert checker is not None
+        index, hosts = checker.index, checker.hosts
+        if index is None or hosts is None:
+            raise ApiError(
+                503, "lists_unavailable", "the lists cannot be used: the index is still being built"
+            )
+        async with self._versions_lock:
+            version = await asyncio.to_thread(self.versions.update, index, hosts.markers, hosts.unmarked)
+            headers = {**_HEADERS, "etag": version.etag}
+            if version.etag in (request.headers.get("if-none-match"), since):
+                return Response(status_code=304, headers=headers)
+            body, is_diff = await asyncio.to_thread(self.versions.answer, since)
+        headers["x-linkwarn-prefixes"] = "diff" if is_diff else "full"
+        return Response(body, media_type="application/octet-stream", headers=headers)
+
     async def events(self, request: Request) -> Response:
         self._require_token(request)
         data = await read_json(request)
@@ -437,6 +487,8 @@ def create_app(runtime: Runtime, token: str, started_at: float | None = None) ->
         Route("/v1/status", _endpoint(api.status), methods=["GET"]),
         Route("/v1/check", _endpoint(api.check), methods=["POST"]),
         Route("/v1/rules", _endpoint(api.rules), methods=["GET"]),
+        Route("/v1/psl", _endpoint(api.psl), methods=["GET"]),
+        Route("/v1/prefixes", _endpoint(api.prefixes), methods=["GET"]),
         Route("/v1/events", _endpoint(api.events), methods=["POST"]),
         Route("/v1/reports", _endpoint(api.reports), methods=["POST"]),
         Route("/v1/openapi.json", _endpoint(api.openapi), methods=["GET"]),

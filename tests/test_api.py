@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
 import socket
 import stat
+import struct
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,7 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
 from blocklists import Action, Entry, Store, key_of
+from blocklists.entry import host_marker
 from proxy_addon.api import MAX_BODY, LocalApi, create_app
 from proxy_addon.interceptor import Linkwarn
 from proxy_addon.runtime import Runtime
@@ -400,6 +403,8 @@ async def test_the_openapi_document_covers_every_route(api: Api) -> None:
         ("/v1/status", "GET"),
         ("/v1/check", "POST"),
         ("/v1/rules", "GET"),
+        ("/v1/psl", "GET"),
+        ("/v1/prefixes", "GET"),
         ("/v1/events", "POST"),
         ("/v1/reports", "POST"),
         ("/v1/openapi.json", "GET"),
@@ -607,3 +612,140 @@ async def test_any_json_gets_an_answer_or_a_json_error_and_bad_input_stores_noth
 
     api.runtime.api_limits.limit = 10**9  # the fuzzer is one client sending thousands
     await asyncio.to_thread(fuzz)
+
+
+# -- what the extension mirrors: the suffix list and the prefixes -------------------------
+
+
+def _etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+async def test_psl_serves_the_suffix_rules_the_proxy_follows(api: Api) -> None:
+    response = await api.client.get("/v1/psl")
+    assert response.status_code == 200
+    body = response.json()
+    conforms(body, "SuffixList")
+    rules = set(body["rules"])
+    assert {"com", "co.uk", "*.ck", "!www.ck", "blogspot.com", "github.io", "xn--55qx5d.cn"} <= rules
+    assert "公司.cn" not in rules  # labels as a canonical host has them
+    assert len(rules) == len(body["rules"]) > 9000
+    assert response.headers["etag"] == _etag_of(response.content)
+    again = await api.client.get("/v1/psl", headers={"if-none-match": response.headers["etag"]})
+    assert again.status_code == 304
+    assert again.headers["etag"] == response.headers["etag"]
+
+
+HASHED = Entry(key=key_of("secret.test/dump/"), action=Action.BLOCK, marker=host_marker("secret.test"))
+UNMARKED = Entry(key=key_of("nobody-knows.test/"), action=Action.WARN)
+PATHS = [Entry.listing("files.test/dump/", Action.BLOCK, source="corp"), HASHED]
+
+
+def _decode_full(body: bytes) -> tuple[list[bytes], list[bytes], int]:
+    """The test's own reading of a full set (blocklists/prefixes.py's wire form)."""
+    assert body[:4] == b"LWP1"
+    keys, markers, unmarked = struct.unpack(">III", body[4:16])
+    assert len(body) == 16 + 8 * keys + 4 * markers
+    key_part, marker_part = body[16 : 16 + 8 * keys], body[16 + 8 * keys :]
+    return (
+        [key_part[i : i + 8] for i in range(0, len(key_part), 8)],
+        [marker_part[i : i + 4] for i in range(0, len(marker_part), 4)],
+        unmarked,
+    )
+
+
+def _apply_diff(full: tuple[list[bytes], list[bytes], int], body: bytes) -> bytes:
+    assert body[:4] == b"LWD1"
+    counts = struct.unpack(">IIIII", body[4:24])
+    at, parts = 24, []
+    for count, size in zip(counts[:4], (8, 8, 4, 4), strict=True):
+        parts.append({body[at + i * size : at + (i + 1) * size] for i in range(count)})
+        at += count * size
+    assert at == len(body)
+    keys_added, keys_removed, markers_added, markers_removed = parts
+    keys, markers, _ = full
+    assert keys_removed <= set(keys)
+    assert not keys_added & set(keys)
+    assert markers_removed <= set(markers)
+    assert not markers_added & set(markers)
+    new_keys = sorted((set(keys) - keys_removed) | keys_added)
+    new_markers = sorted((set(markers) - markers_removed) | markers_added)
+    header = b"LWP1" + struct.pack(">III", len(new_keys), len(new_markers), counts[4])
+    return header + b"".join(new_keys) + b"".join(new_markers)
+
+
+async def test_prefixes_are_the_index_the_proxy_decides_with(tmp_path: Path) -> None:
+    async for api in _api(tmp_path, [*ENTRIES, *PATHS, UNMARKED]):
+        response = await api.client.get("/v1/prefixes")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/octet-stream"
+        assert response.headers["x-linkwarn-prefixes"] == "full"
+        keys, markers, unmarked = _decode_full(response.content)
+        every = [*ENTRIES, *PATHS, UNMARKED]
+        assert keys == sorted({e.key[:8] for e in every})
+        # Markers where the proxy's HostIndex holds them: path entries and hashed ones, not host entries.
+        assert markers == sorted({host_marker("files.test")[:4], host_marker("secret.test")[:4]})
+        assert unmarked == 1
+        etag = response.headers["etag"]
+        assert etag == _etag_of(response.content)
+        for headers, query in (({"if-none-match": etag}, ""), ({}, f"?since={etag}")):
+            unchanged = await api.client.get("/v1/prefixes" + query, headers=headers)
+            assert (unchanged.status_code, unchanged.headers["etag"], unchanged.content) == (304, etag, b"")
+
+
+async def test_prefixes_since_a_version_are_a_diff_that_leads_to_the_new_set(tmp_path: Path) -> None:
+    async for api in _api(tmp_path, [*ENTRIES, *PATHS]):
+        first = await api.client.get("/v1/prefixes")
+        versions = [(first.headers["etag"], _decode_full(first.content))]
+        store, checker = api.runtime.store, api.runtime.checker
+        assert store is not None
+        assert checker is not None
+        for step in range(3):
+            await store.import_entries(f"more{step}", [Entry.listing(f"new{step}.test/p/", Action.WARN)])
+            await store.remove([ENTRIES[step].key])
+            await checker.reload()
+            latest = await api.client.get("/v1/prefixes")
+            versions.append((latest.headers["etag"], _decode_full(latest.content)))
+        newest_etag, newest = versions[-1]
+        assert len(newest[0]) == len(ENTRIES) + len(PATHS)  # three added, three removed
+        for etag, full in versions[:-1]:
+            diff = await api.client.get("/v1/prefixes", params={"since": etag})
+            assert diff.status_code == 200
+            assert diff.headers["x-linkwarn-prefixes"] == "diff"
+            assert diff.headers["etag"] == newest_etag
+            rebuilt = _apply_diff(full, diff.content)
+            assert _decode_full(rebuilt) == newest
+            assert _etag_of(rebuilt) == newest_etag  # the ETag names the set the diff leads to
+
+
+async def test_prefixes_since_an_unknown_version_are_the_full_set(api: Api) -> None:
+    response = await api.client.get("/v1/prefixes", params={"since": '"' + "0" * 32 + '"'})
+    assert response.status_code == 200
+    assert response.headers["x-linkwarn-prefixes"] == "full"
+    assert response.headers["etag"] == _etag_of(response.content)
+
+
+@pytest.mark.parametrize(
+    "since", ["", "abc", "0" * 32, '"' + "0" * 31 + '"', '"' + "G" * 32 + '"', 'W/"' + "0" * 32 + '"']
+)
+async def test_prefixes_refuse_a_since_that_is_not_an_etag(api: Api, since: str) -> None:
+    response = await api.client.get("/v1/prefixes", params={"since": since})
+    assert error_of(response, 400) == "invalid_parameter"
+    assert "since" in response.json()["error"]["message"]
+
+
+async def test_prefixes_say_when_the_lists_cannot_be_used(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the data directory should be")
+    async for api in _api(blocker, []):
+        assert error_of(await api.client.get("/v1/prefixes"), 503) == "lists_unavailable"
+        assert (await api.client.get("/v1/psl")).status_code == 200  # the suffix list needs no lists
+
+
+async def test_prefixes_wait_for_the_index(api: Api) -> None:
+    checker = api.runtime.checker
+    assert checker is not None
+    checker.index = None  # as before the first index is built: the store answers every lookup
+    response = await api.client.get("/v1/prefixes")
+    assert error_of(response, 503) == "lists_unavailable"
+    assert "still being built" in response.json()["error"]["message"]

@@ -8,6 +8,7 @@ the proxy here: every warning seen is the extension's own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -24,6 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Frame, Page, Worker, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+
+from blocklists import Action, Entry, Store, key_of
+from blocklists.entry import host_marker
 
 from .support.servers import ROOT, RunningProxy, free_port
 
@@ -625,10 +629,13 @@ def test_when_the_backend_is_unreachable_it_says_so_and_known_links_still_work(b
         assert browser.worker.evaluate("chrome.action.getBadgeText({})") == "!"
         assert "cannot reach the proxy" in browser.worker.evaluate("chrome.action.getTitle({})")
         screenshot(popup, "body", "popup-backend-down.png")
-        # What the extension already knew keeps working: marking, from the entries it last synced...
+        # What the extension already knew keeps working: marking, from the prefixes and entries it
+        # last synced. The audit entry is not among the entries a browser is sent (/v1/rules), so
+        # offline its prefix hit cannot be told from a hashed entry's: listed, unconfirmed, a warning.
         page = browser.page()
         page.goto(f"{browser.pages}/links")
-        wait_until(lambda: len(marked(page)) == len(LISTED), "the known links to be marked offline")
+        unconfirmed = {"http://archive.example/copy": "warn"}
+        wait_until(lambda: marked(page) == {**LISTED, **unconfirmed}, "the known links to be marked offline")
         # ...and the warning page, from the browser's own rules.
         page.goto("https://mirror.test/while-offline", wait_until="commit")
         _warning(page, browser, "https://mirror.test/while-offline")
@@ -643,6 +650,91 @@ def test_when_the_backend_is_unreachable_it_says_so_and_known_links_still_work(b
     assert popup.locator("#backend").get_attribute("data-state") == "up"
     assert browser.worker.evaluate("chrome.action.getBadgeText({})") == ""
     popup.close()
+
+
+HASHED_PAGE = "http://secret.example/dump/plans.pdf"
+
+
+def _add_hashed_entry(proxy: RunningProxy) -> None:
+    """A hashed row (no expression, as a hashed feed has it) written into the running proxy's store."""
+    entry = Entry(
+        key=key_of("secret.example/dump/"), action=Action.BLOCK, marker=host_marker("secret.example")
+    )
+
+    async def write() -> None:
+        async with Store.in_dir(proxy.data_dir) as store:
+            await store.import_entries("hashed-feed", [entry])
+
+    # Playwright's sync API runs an event loop in this thread: write from another.
+    writer = threading.Thread(target=asyncio.run, args=(write(),))
+    writer.start()
+    writer.join()
+
+
+def _status(browser: Browser, refresh: bool) -> dict[str, Any]:
+    page = browser.page()
+    page.goto(f"{browser.origin}/popup.html")
+    state: dict[str, Any] = page.evaluate(
+        "(r) => chrome.runtime.sendMessage({type: 'status', refresh: r})", refresh
+    )
+    page.close()
+    return state
+
+
+def _open(page: Page, url: str) -> None:
+    """Start a navigation the extension may turn to its warning page before it commits."""
+    try:
+        page.goto(url, wait_until="commit")
+    except PlaywrightError as exc:
+        if "ERR_ABORTED" not in str(exc):  # else the tab was sent to the warning page first
+            raise
+
+
+def _tab_shows(browser: Browser, url: str) -> bool:
+    tabs = browser.worker.evaluate("async () => (await chrome.tabs.query({})).map(t => t.url)")
+    return f"{browser.origin}/warning.html#{url}" in tabs
+
+
+def test_a_hashed_entry_is_warned_on_with_the_proxy_unreachable_and_unlisted_pages_open(
+    browser: Browser,
+) -> None:
+    """The extension holds the proxy's key prefixes: offline, it still finds an entry only a hash names."""
+    before = _status(browser, refresh=True)["matcher"]["prefixes"]
+    _add_hashed_entry(browser.proxy)
+    # The proxy follows its store; the extension syncs the prefixes (a diff) when it refreshes.
+    wait_until(lambda: _status(browser, refresh=True)["matcher"]["prefixes"] == before + 1, "the new prefix")
+    matcher = _status(browser, refresh=False)["matcher"]
+    assert matcher["ready"] is True
+    assert matcher["problem"] is None
+    assert matcher["suffixRules"] > 9000
+    # With the proxy reachable, its check confirms the hit.
+    page = browser.page()
+    _open(page, HASHED_PAGE)
+    wait_until(lambda: _tab_shows(browser, HASHED_PAGE), "the warning page for the hashed entry")
+    page.close()
+    closed = f"http://127.0.0.1:{free_port()}"
+    browser.configure(apiUrl=closed)
+    try:
+        offline = HASHED_PAGE + "?while=offline"
+        page = browser.page()
+        _open(page, offline)
+        wait_until(lambda: _tab_shows(browser, offline), "the warning page with the proxy unreachable")
+        shown = browser.page()
+        shown.goto(f"{browser.origin}/warning.html#{offline}")
+        shown.wait_for_selector("main[data-state='warn']")
+        assert shown.locator("#entry").inner_text() == "secret.example/dump/"
+        assert "unconfirmed" in shown.locator("#reason").inner_text()
+        assert "could not be reached" in shown.locator("#note").inner_text()
+        # An address with no prefix hit is decided here, and opens.
+        clean = browser.page()
+        clean.goto("http://secret.example/other/page")
+        assert clean.locator("#where").inner_text() == "secret.example/other/page"
+        time.sleep(0.5)
+        assert not _tab_shows(browser, "http://secret.example/other/page")
+        for opened in (page, shown, clean):
+            opened.close()
+    finally:
+        browser.configure(apiUrl=browser.proxy.api_url)
 
 
 def test_mark_only_mode_marks_links_but_does_not_redirect(browser: Browser) -> None:

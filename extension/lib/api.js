@@ -17,7 +17,8 @@
  * @property {boolean} may_proceed
  * @property {number | null} proceed_ttl_seconds
  * @property {{code: string, message: string} | null} error
- * @property {boolean} [offline]  answered from known entries while the proxy was unreachable
+ * @property {boolean} [offline]  decided here: without the proxy, or without needing it
+ * @property {boolean} [confirmed]  false: a prefix hit the proxy could not be asked to confirm
  */
 
 /** Thrown when the API cannot be reached or refuses: `code` says which. */
@@ -113,6 +114,46 @@ export class ApiClient {
   /** @param {string} [etag] */
   rules(etag) {
     return this.request("GET", "/v1/rules", { etag });
+  }
+
+  /**
+   * A GET whose body is kept as bytes (checked by the caller against its ETag).
+   * @param {string} path
+   * @param {string} [etag]  sent as If-None-Match
+   * @returns {Promise<{status: number, bytes: Uint8Array | null, etag: string | null}>}
+   */
+  async bytes(path, etag) {
+    /** @type {Record<string, string>} */
+    const headers = etag ? { "if-none-match": etag } : {};
+    let response;
+    try {
+      response = await this.fetch(this.baseUrl + path, {
+        headers,
+        signal: AbortSignal.timeout(this.timeoutMs * 6),
+        credentials: "omit",
+        cache: "no-store",
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+      throw new ApiError(timedOut ? "timeout" : "unreachable", timedOut ? "no answer in time" : "nothing answers there");
+    }
+    const tag = response.headers.get("etag");
+    if (response.status === 304) return { status: 304, bytes: null, etag: tag };
+    if (!response.ok) {
+      const error = await response.json().then((body) => body?.error, () => null);
+      throw new ApiError(error?.code ?? "http_error", error?.message ?? `HTTP ${response.status}`, response.status);
+    }
+    return { status: response.status, bytes: new Uint8Array(await response.arrayBuffer()), etag: tag };
+  }
+
+  /** The suffix rules the proxy follows. @param {string} [etag] */
+  psl(etag) {
+    return this.bytes("/v1/psl", etag);
+  }
+
+  /** The index's prefixes: a diff from the version *since* names, or the full set. @param {string} [since] */
+  prefixes(since) {
+    return this.bytes(since ? `/v1/prefixes?since=${encodeURIComponent(since)}` : "/v1/prefixes", since);
   }
 
   /** @param {{kind: "warning" | "block" | "proceed", url: string}[]} events */
