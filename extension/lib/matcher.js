@@ -270,12 +270,24 @@ export class ListMirror {
     this.#swap();
   }
 
+  /** @type {Promise<void>} the sync under way: syncs run one after another */
+  #syncing = Promise.resolve();
+
   /**
    * Bring the suffix list and the prefixes up to date. Throws only when the
-   * proxy cannot be reached; a refused answer is kept in `problem`.
+   * proxy cannot be reached; a refused answer is kept in `problem`. Calls made
+   * while one runs wait for it: two syncs applying the same diff to one set
+   * would refuse the second.
    * @param {Source} source
    */
-  async sync(source) {
+  sync(source) {
+    const next = this.#syncing.then(() => this.#sync(source));
+    this.#syncing = next.catch(() => {});
+    return next;
+  }
+
+  /** @param {Source} source */
+  async #sync(source) {
     /** @type {string[]} */
     const problems = [];
     const saved = { ...this.saved };

@@ -112,3 +112,30 @@ test("the mirror takes answers whose ETag is their SHA-256, keeps the last good 
   assert.equal(restored.summary().prefixes, 2);
   assert.ok(restored.summary().suffixRules > 9000);
 });
+
+test("syncs asked for at once run one after another: a diff is never applied twice", async () => {
+  const mirror = new ListMirror({ load: async () => undefined, save: async () => {} });
+  const first = await fullSet(["leak.test/"]);
+  const second = await fullSet(["leak.test/", "other.test/"]);
+  const added = new DataView((await sha256("other.test/")).buffer).getBigUint64(0);
+  const diff = new Uint8Array(24 + 8);
+  const view = new DataView(diff.buffer);
+  diff.set([76, 87, 68, 49]); // "LWD1": one key added
+  view.setUint32(4, 1);
+  view.setBigUint64(24, added);
+  const psl = { status: 200, bytes: PSL_BODY, etag: await etagOf(PSL_BODY) };
+  await mirror.sync(source([psl], [{ status: 200, bytes: first, etag: await etagOf(first) }]));
+  // The proxy answers each sync with the diff since the ETag it is given, as /v1/prefixes does.
+  const firstEtag = await etagOf(first);
+  const secondEtag = await etagOf(second);
+  let calls = 0;
+  const prefixes = async (/** @type {string | undefined} */ since) => {
+    if (calls++) await new Promise((resolve) => setTimeout(resolve, 20)); // the later ones answer after the first
+    if (since === secondEtag) return { status: 304, bytes: null, etag: null };
+    return since === firstEtag ? { status: 200, bytes: diff, etag: secondEtag } : { status: 200, bytes: second, etag: secondEtag };
+  };
+  const answers = { psl: async () => ({ status: 304, bytes: null, etag: null }), prefixes };
+  await Promise.all([mirror.sync(answers), mirror.sync(answers), mirror.sync(answers)]);
+  assert.equal(mirror.problem, null);
+  assert.equal(mirror.summary().prefixes, 2);
+});
