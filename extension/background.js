@@ -9,7 +9,7 @@
  * pages only, never from a web page's context.
  */
 
-import { ApiClient, ApiError } from "./lib/api.js";
+import { ApiClient, ApiError, checkEach } from "./lib/api.js";
 import { BatchLookup, TtlCache, cacheKey } from "./lib/cache.js";
 import { ListMirror, offlineResult } from "./lib/matcher.js";
 import { FIRST_PASS_RULE_ID, freePassRuleId, hasPass, prunePasses } from "./lib/passes.js";
@@ -148,7 +148,7 @@ function describe(error) {
 async function askProxy(urls) {
   const { client } = await configuration();
   try {
-    const results = await client.check(urls);
+    const results = await checkEach((batch) => client.check(batch), urls);
     void setBackend({ reachable: true, error: null });
     return results;
   } catch (error) {
@@ -239,7 +239,10 @@ async function check(urls) {
   }
   if (!ask.size) return found;
   try {
-    for (const [key, result] of await lookup.lookup([...ask])) found.set(key, result);
+    for (const [key, result] of await lookup.lookup([...ask])) {
+      // A URL the proxy refused (its own error, not an outage) is decided here, and says so.
+      found.set(key, result.error ? { ...(await offlineVerdict(key, lookups.get(key))), error: result.error } : result);
+    }
   } catch {
     for (const key of ask) found.set(key, await offlineVerdict(key, lookups.get(key)));
   }

@@ -166,3 +166,79 @@ export class ApiClient {
     return this.request("POST", "/v1/reports", { body: { url, comment }, write: true }).then((r) => r.body);
   }
 }
+
+/** Longer URLs are sent cut to this: the proxy reads any URL over 64 KiB on its host and a
+ * path prefix only (its partial canonicalization), which this much of it decides alike. */
+export const MAX_URL_SENT = 64 * 1024 + 1;
+export const MAX_BATCH = 500; // URLs per /v1/check, the API's limit
+export const MAX_BATCH_BYTES = 256 * 1024; // of JSON per /v1/check, well under the API's 1 MiB
+
+/**
+ * The URLs as batches the API accepts: at most MAX_BATCH URLs and about MAX_BATCH_BYTES each.
+ * @param {string[]} urls
+ * @returns {string[][]}
+ */
+export function batches(urls) {
+  /** @type {string[][]} */
+  const out = [];
+  /** @type {string[]} */
+  let current = [];
+  let bytes = 0;
+  for (const url of urls) {
+    const sent = url.length > MAX_URL_SENT ? url.slice(0, MAX_URL_SENT) : url;
+    const size = sent.length * 3 + 4; // the most JSON a character can take, escaped as UTF-8
+    if (current.length && (current.length >= MAX_BATCH || bytes + size > MAX_BATCH_BYTES)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(sent);
+    bytes += size;
+  }
+  if (current.length) out.push(current);
+  return out;
+}
+
+/**
+ * One result per URL, in order, however the proxy answers: a batch it refuses (a 4xx) is
+ * split until the URL it refuses gets that refusal as its own result (`error`), so one bad
+ * URL costs only its own verdict. Unreachable, a timeout or a 5xx throw: the caller then
+ * decides the whole batch without the proxy.
+ * @param {(urls: string[]) => Promise<CheckResult[]>} check  one /v1/check
+ * @param {string[]} urls
+ * @returns {Promise<CheckResult[]>}
+ */
+export async function checkEach(check, urls) {
+  /** @type {CheckResult[]} */
+  const results = [];
+  for (const batch of batches(urls)) results.push(...(await splitting(check, batch)));
+  return results;
+}
+
+/**
+ * @param {(urls: string[]) => Promise<CheckResult[]>} check
+ * @param {string[]} urls
+ * @returns {Promise<CheckResult[]>}
+ */
+async function splitting(check, urls) {
+  try {
+    return await check(urls);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status < 400 || error.status >= 500) throw error;
+    if (urls.length === 1) return [refused(urls[0], error)];
+    const half = Math.ceil(urls.length / 2);
+    return [...(await splitting(check, urls.slice(0, half))), ...(await splitting(check, urls.slice(half)))];
+  }
+}
+
+/**
+ * @param {string} url
+ * @param {ApiError} error
+ * @returns {CheckResult}
+ */
+function refused(url, error) {
+  return {
+    url, canonical: null, listed: false, action: null, reason: null, entry: null, entry_key: null, list: null,
+    expires_at: null, may_proceed: false, proceed_ttl_seconds: null, error: { code: error.code, message: error.message },
+  };
+}

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, test } from "node:test";
 
-import { ApiClient, ApiError } from "../lib/api.js";
+import { ApiClient, ApiError, MAX_BATCH, MAX_BATCH_BYTES, MAX_URL_SENT, batches, checkEach } from "../lib/api.js";
 
 /** A stand-in for the proxy's API on 127.0.0.1: records requests, answers what each test sets. */
 let server;
@@ -79,4 +79,43 @@ test("unreachable and slow backends are told apart", async () => {
   await assert.rejects(new ApiClient(`http://127.0.0.1:${port}`, "").status(), (e) => e.code === "unreachable");
   answer = () => ({ status: 200, body: {}, delay: 300 });
   await assert.rejects(new ApiClient(base, "", { timeoutMs: 50 }).status(), (e) => e.code === "timeout");
+});
+
+test("one URL the proxy refuses costs only its own verdict", async () => {
+  const asked = [];
+  const check = async (urls) => {
+    asked.push(urls.length);
+    if (urls.some((u) => u.includes("bad"))) throw new ApiError("invalid_text", "the body holds a lone surrogate", 400);
+    return urls.map((url) => ({ url, listed: url.includes("leak"), error: null }));
+  };
+  const urls = Array.from({ length: 40 }, (_, i) => (i === 17 ? "http://bad.test/" : `http://site${i}.test/`));
+  urls[3] = "http://leak.test/";
+  const results = await checkEach(check, urls);
+  assert.equal(results.length, 40);
+  assert.deepEqual(results[17].error, { code: "invalid_text", message: "the body holds a lone surrogate" });
+  assert.equal(results[3].listed, true);
+  assert.ok(results.every((r, i) => i === 17 || r.error === null));
+  assert.ok(asked.length <= 2 * Math.ceil(Math.log2(40)) + 1); // split in halves, not one by one
+});
+
+test("an unreachable proxy is not a refusal: the whole lookup fails", async () => {
+  const check = async () => {
+    throw new ApiError("unreachable", "nothing answers there");
+  };
+  await assert.rejects(checkEach(check, ["http://a.test/"]), /nothing answers there/);
+  const failing = async () => {
+    throw new ApiError("lists_unavailable", "the lists are still loading", 503);
+  };
+  await assert.rejects(checkEach(failing, ["http://a.test/"]), /still loading/);
+});
+
+test("batches stay within the API's limits, and a very long URL is sent cut where the proxy stops reading", () => {
+  const long = `http://leak.test/${"a".repeat(200_000)}`;
+  const many = Array.from({ length: 1200 }, (_, i) => `http://site${i}.test/`);
+  const split = batches([...many, long, "http://b.test/"]);
+  assert.ok(split.every((batch) => batch.length <= MAX_BATCH));
+  assert.ok(split.every((batch) => JSON.stringify({ urls: batch }).length <= MAX_BATCH_BYTES + MAX_URL_SENT * 3));
+  assert.deepEqual(split.flat().slice(0, 1200), many);
+  assert.equal(split.flat()[1200].length, MAX_URL_SENT);
+  assert.equal(split.flat()[1200], long.slice(0, MAX_URL_SENT));
 });
