@@ -111,7 +111,8 @@ export function pyRepr(text) {
  * Python's str.strip(chars) for characters 0x00-0x20.
  * @param {string} text
  */
-const stripC0 = (text) => text.replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, "");
+const stripC0 = (text) =>
+  text.charCodeAt(0) > 0x20 && text.charCodeAt(text.length - 1) > 0x20 ? text : text.replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, "");
 
 /**
  * The first *count* code points of *text* (Python's text[:count]).
@@ -447,6 +448,7 @@ function hostOf(text) {
  * @param {string} host
  */
 export function parseIpv4(host) {
+  if (!IPV4_PART.test(host.slice(host.lastIndexOf(".") + 1))) return null; // most hosts: their last label says so
   const parts = host.split(".");
   if (parts.length > 4 || !/[A-Za-z0-9]$/.test(host) || !parts.every((p) => IPV4_PART.test(p))) return null;
   const values = parts.map((part) => {

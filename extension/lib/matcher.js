@@ -4,7 +4,8 @@
  * step with the proxy.
  *
  * `Matcher` (pure): canonicalize (canonical.js) → lookup expressions, host
- * suffixes from the proxy's suffix list (psl.js) → SHA-256 → the proxy's key
+ * suffixes from the proxy's suffix list (psl.js) → SHA-256 (sha256.js,
+ * synchronous: a page's links make thousands of short digests) → the proxy's key
  * prefixes (prefixes.js). No prefix hit: not listed, decided here exactly as
  * the proxy decides it, hashed entries included. A hit: only the proxy can
  * confirm it (its store holds the full keys), so the caller asks `/v1/check`;
@@ -22,6 +23,7 @@
 import { InvalidURL, NotDecidedHere, canonicalizeForLookup, expressionsOf, hostExpressions, canonicalize } from "./canonical.js";
 import { PrefixSet } from "./prefixes.js";
 import { SuffixList } from "./psl.js";
+import { sha256Text } from "./sha256.js";
 
 /** @typedef {import("./canonical.js").Canonical} Canonical */
 /** @typedef {import("./rules.js").RuleEntry} RuleEntry */
@@ -33,9 +35,9 @@ import { SuffixList } from "./psl.js";
  *   | {kind: "ask", reason: string}} Lookup
  */
 
-/** @param {string} text */
+/** The SHA-256 digest of *text*'s UTF-8 bytes, as WebCrypto gives it. @param {string} text */
 export async function sha256(text) {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return sha256Text(text);
 }
 
 /** @param {Uint8Array} bytes */
@@ -60,6 +62,15 @@ export class Matcher {
    * @returns {Promise<Lookup>}
    */
   async lookup(url) {
+    return this.lookupNow(url);
+  }
+
+  /**
+   * `lookup`, synchronously: for a caller deciding many URLs in one go.
+   * @param {string} url
+   * @returns {Lookup}
+   */
+  lookupNow(url) {
     let canonical;
     try {
       canonical = canonicalizeForLookup(url);
@@ -69,10 +80,10 @@ export class Matcher {
       throw error;
     }
     const expressions = expressionsOf(canonical, this.registrable);
-    const digests = await Promise.all(expressions.map(sha256));
     const hits = [];
-    for (let i = 0; i < expressions.length; i++) {
-      if (this.prefixes.hasKey(digests[i])) hits.push({ expression: expressions[i], key: hex(digests[i]) });
+    for (const expression of expressions) {
+      const digest = sha256Text(expression);
+      if (this.prefixes.hasKey(digest)) hits.push({ expression, key: hex(digest) });
     }
     return hits.length ? { kind: "hit", canonical, expressions, hits } : { kind: "unlisted", canonical, expressions };
   }
@@ -92,7 +103,7 @@ export class Matcher {
       throw error;
     }
     for (const host of hostExpressions(canonical.host, canonical.isIp, this.registrable)) {
-      if (this.prefixes.hasMarker(await sha256(host)) || this.prefixes.hasKey(await sha256(`${host}/`))) return true;
+      if (this.prefixes.hasMarker(sha256Text(host)) || this.prefixes.hasKey(sha256Text(`${host}/`))) return true;
     }
     return false;
   }

@@ -53,6 +53,11 @@ function assertAscending(values) {
   }
 }
 
+/** The big-endian 32-bit word at *at*. @param {Uint8Array} bytes @param {number} at */
+function word(bytes, at) {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+}
+
 /**
  * @template {bigint | number} T
  * @param {ArrayLike<T>} values @param {T} value
@@ -103,6 +108,8 @@ export class PrefixSet {
     this.keys = keys;
     this.markers = markers;
     this.unmarked = unmarked;
+    /** @type {Uint32Array | null} each key's first 4 bytes, bisected before a key is compared whole */
+    this.highs = null;
   }
 
   static empty() {
@@ -171,9 +178,14 @@ export class PrefixSet {
    * @param {Uint8Array} digest  a SHA-256 digest (its first 8 bytes count)
    */
   hasKey(digest) {
-    const prefix = new DataView(digest.buffer, digest.byteOffset, 8).getBigUint64(0, false);
-    const at = bisect(this.keys, prefix);
-    return at < this.keys.length && this.keys[at] === prefix;
+    // Numbers, not BigInts, for the bisection: a page's links make thousands of lookups.
+    if (!this.highs) this.highs = Uint32Array.from(this.keys, (key) => Number(key >> 32n));
+    const high = word(digest, 0);
+    let at = bisect(this.highs, high);
+    if (at === this.highs.length || this.highs[at] !== high) return false;
+    const prefix = (BigInt(high) << 32n) | BigInt(word(digest, 4));
+    for (; at < this.keys.length && this.highs[at] === high; at++) if (this.keys[at] === prefix) return true;
+    return false;
   }
 
   /**
@@ -181,7 +193,7 @@ export class PrefixSet {
    * @param {Uint8Array} digest  SHA-256 of a host name
    */
   hasMarker(digest) {
-    const prefix = new DataView(digest.buffer, digest.byteOffset, 4).getUint32(0, false);
+    const prefix = word(digest, 0);
     const at = bisect(this.markers, prefix);
     return at < this.markers.length && this.markers[at] === prefix;
   }

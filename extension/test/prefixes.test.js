@@ -80,3 +80,20 @@ test("a diff that does not fit the set is refused", () => {
   assert.throws(() => set.applyDiff(diff({ ka: [3n] }).subarray(0, 30)), /length/);
   assert.throws(() => set.applyDiff(full([1n], [])), /not a prefix diff/);
 });
+
+test("keys that share their first four bytes are told apart by the other four", () => {
+  const keys = [0x00000001_00000000n, 0xabcdef01_00000005n, 0xabcdef01_00000007n, 0xabcdef01_ffffffffn, 0xffffffff_ffffffffn];
+  const set = PrefixSet.decode(full(keys, [0xabcdef01]));
+  const digest = (/** @type {bigint} */ prefix) => {
+    const bytes = new Uint8Array(32).fill(0x5a);
+    new DataView(bytes.buffer).setBigUint64(0, prefix);
+    return bytes;
+  };
+  for (const key of keys) assert.ok(set.hasKey(digest(key)), key.toString(16));
+  for (const other of [0n, 0xabcdef01_00000006n, 0xabcdef01_00000000n, 0xabcdef02_00000005n, 0xfffffffe_ffffffffn]) {
+    assert.ok(!set.hasKey(digest(other)), other.toString(16));
+  }
+  assert.ok(set.hasMarker(digest(0xabcdef01_00000000n)));
+  assert.ok(!set.hasMarker(digest(0xabcdef02_00000000n)));
+  assert.ok(!PrefixSet.empty().hasKey(digest(0n)));
+});
