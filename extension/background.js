@@ -280,6 +280,16 @@ async function syncRules() {
   covered = new Set(record.covered);
 }
 
+/**
+ * Take an expired pass's rule away at its time: a timer while the service worker runs, and an
+ * alarm for when it was stopped (it prunes again when it starts).
+ * @param {number} expires
+ */
+function endPassAt(expires) {
+  setTimeout(() => void prune(), Math.max(0, expires - Date.now()) + 10);
+  void chrome.alarms.create(`pass-${expires}`, { when: expires + 10 });
+}
+
 async function prune() {
   const { live, expiredRuleIds } = prunePasses((await stored("passes")) ?? {});
   if (expiredRuleIds.length) await chrome.declarativeNetRequest.updateSessionRules({ removeRuleIds: expiredRuleIds });
@@ -324,6 +334,7 @@ chrome.runtime.onInstalled.addListener(() => {
 chrome.runtime.onStartup.addListener(() => void refresh());
 chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === "refresh") void refresh();
+  if (alarm.name.startsWith("pass-")) void prune();
 });
 
 // -- navigations ------------------------------------------------------------------------------
@@ -344,12 +355,72 @@ async function guardNavigation(tabId, url) {
   if (result.action === "warn" && result.entry_key && hasPass(passes, result.entry_key)) return;
   await knownEntries();
   if (result.entry && covered.has(result.entry) && ruleCatches(url, result.entry)) return;
+  await sentThere(tabId, url);
   await chrome.tabs.update(tabId, { url: `${WARNING_URL}#${url}` });
 }
+
+/**
+ * The tabs the extension sent to the warning page, and for which address: only such a
+ * display is recorded as a warning shown. A page that opens the warning page itself (it is
+ * web-accessible) shows a person a warning, but writes nothing into IT's log.
+ * Kept in session storage: the service worker may be stopped between the two.
+ * @param {number} tabId
+ * @param {string} url
+ */
+async function sentThere(tabId, url) {
+  const sent = /** @type {Record<number, string>} */ ((await chrome.storage.session.get("sent")).sent ?? {});
+  sent[tabId] = cacheKey(url);
+  await chrome.storage.session.set({ sent });
+}
+
+/** Whether the extension sent *tabId* to the warning page for *url*; asked once. @param {number} tabId @param {string} url */
+async function wasSent(tabId, url) {
+  const sent = /** @type {Record<number, string>} */ ((await chrome.storage.session.get("sent")).sent ?? {});
+  const ours = sent[tabId] === cacheKey(url);
+  if (ours) {
+    delete sent[tabId];
+    await chrome.storage.session.set({ sent });
+  }
+  return ours;
+}
+
+// The browser's own rules redirect a listed navigation to the warning page: that commit is a
+// server redirect to it, made by the extension's rule.
+chrome.webNavigation.onCommitted.addListener((details) => {
+  if (details.frameId !== 0 || !details.url.startsWith(`${WARNING_URL}#`)) return;
+  if (details.transitionQualifiers.includes("server_redirect")) void sentThere(details.tabId, details.url.slice(WARNING_URL.length + 1));
+});
+
+/**
+ * Go back from the warning page, past the listed page: a tab whose listed page was
+ * already shown (and kept in the back/forward cache) would otherwise return to it.
+ * @param {number} tabId
+ * @param {string} url  the listed address
+ */
+async function leave(tabId, url) {
+  leaving.set(tabId, cacheKey(url));
+  try {
+    await chrome.tabs.goBack(tabId);
+  } catch {
+    leaving.delete(tabId);
+    await chrome.tabs.update(tabId, { url: "about:blank" }); // nothing before it: a blank page, not the listed one
+  }
+}
+
+/** @type {Map<number, string>} tabs going back from a warning: the listed address they skip */
+const leaving = new Map();
 
 /** @param {{tabId: number, frameId: number, url: string}} details */
 function onNavigation(details) {
   if (details.frameId !== 0 || !/^https?:/.test(details.url)) return;
+  const skipping = leaving.get(details.tabId);
+  if (skipping !== undefined) {
+    if (skipping === cacheKey(details.url)) {
+      chrome.tabs.goBack(details.tabId).catch(() => chrome.tabs.update(details.tabId, { url: "about:blank" }));
+      return; // back to the listed page (from the cache): one step further
+    }
+    leaving.delete(details.tabId);
+  }
   guardNavigation(details.tabId, details.url).catch((error) => console.error("linkwarn: navigation check failed:", error));
 }
 // Checked when the navigation starts (usually answered before the page is
@@ -405,6 +476,7 @@ async function proceed(url) {
   }
   passes[result.entry_key] = { expression: result.entry, expires, ruleId };
   await chrome.storage.local.set({ passes });
+  endPassAt(expires);
   await record("proceed", result);
   return { ok: true, expires };
 }
@@ -414,8 +486,9 @@ async function proceed(url) {
 /**
  * @param {any} message
  * @param {boolean} ownPage
+ * @param {chrome.runtime.MessageSender} sender
  */
-async function handle(message, ownPage) {
+async function handle(message, ownPage, sender) {
   if (message?.type === "check") {
     const urls = Array.isArray(message.urls) ? message.urls.filter((/** @type {unknown} */ u) => typeof u === "string").slice(0, CHECK_MAX) : [];
     const found = await check(urls);
@@ -433,6 +506,7 @@ async function handle(message, ownPage) {
     case "verdict":
       return { result: await verdictFor(String(message.url)) };
     case "shown": {
+      if (!sender.tab?.id || !(await wasSent(sender.tab.id, String(message.url)))) return { ok: false, recorded: false };
       const result = await verdictFor(String(message.url));
       if (result.listed && (result.action === "warn" || result.action === "block")) {
         await record(result.action === "warn" ? "warning" : "block", result);
@@ -441,6 +515,9 @@ async function handle(message, ownPage) {
     }
     case "proceed":
       return proceed(String(message.url));
+    case "back":
+      if (sender.tab?.id) await leave(sender.tab.id, String(message.url));
+      return { ok: true };
     case "report": {
       const { client } = await configuration();
       try {
@@ -478,7 +555,7 @@ chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
   const framed =
     typeof sender.url === "string" && sender.url.startsWith(WARNING_URL) && sender.frameId !== 0;
   const ownPage = !framed && typeof sender.url === "string" && sender.url.startsWith(`${OWN_ORIGIN}/`);
-  handle(message, ownPage).then(sendResponse, (error) => sendResponse({ error: describe(error) }));
+  handle(message, ownPage, sender).then(sendResponse, (error) => sendResponse({ error: describe(error) }));
   return true;
 });
 

@@ -21,9 +21,24 @@ async function ask(message) {
   return answer;
 }
 
-function goBack() {
-  if (history.length > 1) history.back();
-  else location.replace("about:blank");
+/** Back past the listed page (the service worker steps over it, cached or not). @param {Event} event */
+function goBack(event) {
+  if (!event.isTrusted) return;
+  ask({ type: "back", url: blocked }).catch(() => (history.length > 1 ? history.back() : location.replace("about:blank")));
+}
+
+const OPENED_AT = performance.now();
+const MIN_MS = 1000; // Proceed is no answer to a click meant for the page before (a pop-under)
+
+/** A person's click on this page, not one made by script nor one landing as it opened. @param {Event} event */
+function aPersonsClick(event) {
+  return event.isTrusted && performance.now() - OPENED_AT >= MIN_MS;
+}
+
+/** Shown disabled for the first second, so that a click meant for the page before does nothing. @param {HTMLButtonElement} button */
+function armLater(button) {
+  button.disabled = true;
+  setTimeout(() => (button.disabled = false), Math.max(0, MIN_MS - (performance.now() - OPENED_AT)));
 }
 
 async function show() {
@@ -78,7 +93,9 @@ async function show() {
     const minutes = Math.max(1, Math.round((result.proceed_ttl_seconds ?? 900) / 60));
     proceed.textContent = `Proceed anyway (for ${minutes} minutes)`;
     proceed.hidden = false;
-    proceed.addEventListener("click", async () => {
+    armLater(proceed);
+    proceed.addEventListener("click", async (event) => {
+      if (!aPersonsClick(event)) return;
       proceed.disabled = true;
       const answer = await ask({ type: "proceed", url: blocked });
       if (answer.ok) location.replace(blocked);
@@ -89,11 +106,21 @@ async function show() {
     });
   }
   element("report-box").hidden = false;
+  const send = /** @type {HTMLButtonElement | null} */ (element("report").querySelector("button[type=submit], button:not([type])"));
+  if (send) armLater(send);
   element("report").addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (!aPersonsClick(event)) return;
     const comment = /** @type {HTMLTextAreaElement} */ (element("comment")).value;
-    const answer = await ask({ type: "report", url: blocked, comment });
-    element("report-result").textContent = answer.ok
+    let answer;
+    try {
+      answer = await ask({ type: "report", url: blocked, comment });
+    } catch (error) {
+      answer = { ok: false, error: error instanceof Error ? error.message : String(error) };
+    }
+    const result = element("report-result");
+    result.dataset.ok = String(Boolean(answer.ok));
+    result.textContent = answer.ok
       ? "Thank you, your report was sent. IT will review whether this address is listed by mistake."
       : `The report could not be sent: ${answer.error}`;
   });

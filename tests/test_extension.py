@@ -533,7 +533,8 @@ def test_a_block_entry_has_no_way_through_and_go_back_works(browser: Browser) ->
     assert page.title() == "linkwarn: blocked"
     assert page.locator("#proceed").is_hidden()
     page.click("#back")
-    wait_until(lambda: page.url == f"{browser.pages}/start", "the previous page")
+    start = f"{browser.pages}/start"
+    wait_until(lambda: start in _tab_urls(browser), f"the previous page, not {_tab_urls(browser)}")
     page.close()
 
 
@@ -882,4 +883,61 @@ def test_a_post_the_proxy_held_back_is_shown_on_the_page(browser: Browser) -> No
     banner.wait_for(timeout=5000)
     assert "held back what you sent" in banner.inner_text()
     assert "leak.example/" in banner.inner_text()
+    page.close()
+
+
+# -- no page can fool it; the way back ------------------------------------------------------------
+
+
+def _tab_urls(browser: Browser) -> list[str]:
+    urls: list[str] = browser.worker.evaluate("async () => (await chrome.tabs.query({})).map(t => t.url)")
+    return urls
+
+
+def test_go_back_leaves_a_listed_page_that_was_already_shown(browser: Browser) -> None:
+    """The page was fetched and shown before the check answered (only the proxy's canonicalization
+    knows it), so it is in the history, and in the back/forward cache: Go back steps over it."""
+    url = "http://files.example/dump%2Fback.zip"
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    page.goto(url, wait_until="commit")
+    warning = f"{browser.origin}/warning.html#{url}"
+    wait_until(lambda: warning in _tab_urls(browser), "the tab to show the warning page")
+    shown = next(p for p in browser.context.pages if p.url == warning)
+    shown.wait_for_selector("main[data-state='block']")
+    shown.click("#back")
+    start = f"{browser.pages}/start"
+    wait_until(lambda: start in _tab_urls(browser), f"the start page, not {_tab_urls(browser)}")
+    time.sleep(0.5)
+    assert url not in _tab_urls(browser)
+    assert warning not in _tab_urls(browser)
+    page.close()
+
+
+def test_a_warning_page_a_web_page_opens_records_nothing(browser: Browser) -> None:
+    """Opened top-level by a page (it is web-accessible), it shows a person the warning but writes
+    nothing into IT's log; a display the extension made does."""
+    before = len(extension_events(browser.proxy, "warning"))
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    with browser.context.expect_page() as opened:
+        page.evaluate(
+            "u => window.open(u)", f"{browser.origin}/warning.html#http://leak.example/opened-by-page"
+        )
+    forged = opened.value
+    forged.wait_for_selector("main[data-state='warn']")
+    time.sleep(1)
+    assert len(extension_events(browser.proxy, "warning")) == before
+    # A click made by script is no person's: no pass, no proceed.
+    passes, proceeds = browser.storage("passes"), len(extension_events(browser.proxy, "proceed"))
+    time.sleep(1)  # past the first second, in which no click counts anyway
+    forged.evaluate("document.getElementById('proceed').click()")
+    time.sleep(0.5)
+    assert browser.storage("passes") == passes
+    assert len(extension_events(browser.proxy, "proceed")) == proceeds
+    forged.close()
+    page.goto("http://paste.example/raw/salaries?by=person", wait_until="commit")  # no pass for it
+    _warning(page, browser, "http://paste.example/raw/salaries?by=person")
+    recorded = lambda: len(extension_events(browser.proxy, "warning")) == before + 1  # noqa: E731
+    wait_until(recorded, "the real display to be recorded")
     page.close()
