@@ -443,9 +443,12 @@ async function record(kind, result) {
   const { client } = await configuration();
   try {
     await client.events([{ kind, url: result.url }]);
+    await chrome.storage.local.set({ delivery: { ok: true, at: Date.now(), error: null } });
   } catch (error) {
-    // Still shown and recorded here; the proxy's log misses it (no token, or unreachable).
-    console.info("linkwarn: event not sent to the proxy:", describe(error));
+    // Still shown and recorded here; the proxy's log misses it (no token, a wrong one, or
+    // unreachable): the popup and the options page say so until one gets through.
+    await chrome.storage.local.set({ delivery: { ok: false, at: Date.now(), error: describe(error) } });
+    console.warn("linkwarn: event not sent to the proxy:", describe(error));
   }
 }
 
@@ -540,6 +543,7 @@ async function handle(message, ownPage, sender) {
         matcher: mirror.summary(),
         recent: (await stored("recent")) ?? [],
         passes: Object.keys((await stored("passes")) ?? {}).length,
+        delivery: (await stored("delivery")) ?? null,
       };
     }
     default:

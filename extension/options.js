@@ -25,6 +25,10 @@ async function load() {
   }
   /** @type {HTMLElement} */ (document.getElementById("policy")).hidden = locked.length === 0;
   if (problems.length) result.textContent = `Ignored: ${problems.join("; ")}`;
+  const delivery = /** @type {{ok: boolean, error: string | null} | undefined} */ ((await chrome.storage.local.get("delivery")).delivery);
+  const shown = /** @type {HTMLElement} */ (document.getElementById("delivery"));
+  shown.hidden = !delivery || delivery.ok;
+  if (delivery && !delivery.ok) shown.textContent = `Warnings and proceeds are not reaching IT's log: ${delivery.error}`;
   document.body.dataset.ready = "true";
 }
 

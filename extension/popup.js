@@ -25,12 +25,15 @@ function render(state) {
   const backend = state.backend;
   const status = backend?.status;
   const line = element("backend");
+  const knows = Boolean(state.rules || state.matcher?.ready);
   if (!backend || backend.reachable === false) {
     line.dataset.state = "down";
     line.textContent =
       `Proxy unreachable at ${state.settings.apiUrl}` +
       (backend?.error ? ` (${backend.error})` : "") +
-      ". Links it already listed are still marked and warned about.";
+      (knows
+        ? ". Links it already listed are still marked and warned about."
+        : ". NOT PROTECTING: no list has ever reached this browser, so nothing is marked or warned about.");
   } else if (status?.stale) {
     line.dataset.state = "stale";
     line.textContent = "Connected, but the lists are past their expiry (stale).";
@@ -69,6 +72,11 @@ function render(state) {
     item(recent, `${when} ${warning.kind}: ${warning.url}`).title = warning.reason ?? "";
   }
   element("no-recent").hidden = state.recent.length > 0;
+  const delivery = element("delivery");
+  delivery.hidden = !state.delivery || state.delivery.ok;
+  if (state.delivery && !state.delivery.ok) {
+    delivery.textContent = `Warnings and proceeds are not reaching IT's log: ${state.delivery.error}`;
+  }
   if (state.problems.length) {
     element("problems").textContent = `Settings ignored: ${state.problems.join("; ")}`;
     element("problems").hidden = false;

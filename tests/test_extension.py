@@ -941,3 +941,23 @@ def test_a_warning_page_a_web_page_opens_records_nothing(browser: Browser) -> No
     recorded = lambda: len(extension_events(browser.proxy, "warning")) == before + 1  # noqa: E731
     wait_until(recorded, "the real display to be recorded")
     page.close()
+
+
+def test_events_that_do_not_reach_the_proxy_are_named_in_the_popup_and_options(browser: Browser) -> None:
+    browser.configure(apiToken="0" * 64)  # not the proxy's token
+    try:
+        page = browser.page()
+        page.goto("http://paste.example/raw/salaries?token=wrong", wait_until="commit")
+        _warning(page, browser, "http://paste.example/raw/salaries?token=wrong")
+        wait_until(lambda: (browser.storage("delivery") or {}).get("ok") is False, "the failed delivery")
+        for name in ("popup.html", "options.html"):
+            shown = browser.page()
+            shown.goto(f"{browser.origin}/{name}")
+            shown.wait_for_selector("body[data-ready='true']")
+            text = shown.locator("#delivery").inner_text()
+            assert "not reaching IT's log" in text, name
+            assert "token" in text, text
+            shown.close()
+        page.close()
+    finally:
+        browser.configure(apiToken=browser.proxy.api_token)
