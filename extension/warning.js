@@ -80,8 +80,9 @@ async function show() {
     ? "This page is blocked: it is a known copy of leaked material"
     : "Warning: this page is a known copy of leaked material";
   element("reason").textContent = result.reason || "No reason was given.";
-  element("entry").textContent = result.entry ?? "";
-  element("list").textContent = result.list ?? "";
+  // No empty label: a hashed entry publishes no address, and an offline answer may know no list.
+  element("entry").textContent = result.entry ?? "an entry whose address is not published (hashed)";
+  element("list").textContent = result.list ?? "not known here";
   element("facts").hidden = false;
   if (result.offline) {
     element("note").textContent =

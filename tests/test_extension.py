@@ -961,3 +961,20 @@ def test_events_that_do_not_reach_the_proxy_are_named_in_the_popup_and_options(b
         page.close()
     finally:
         browser.configure(apiToken=browser.proxy.api_token)
+
+
+def test_the_warning_page_has_no_empty_label_and_shows_keyboard_focus(browser: Browser) -> None:
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    page.goto("https://mirror.test/films/a11y", wait_until="commit")
+    _warning(page, browser, "https://mirror.test/films/a11y")
+    labels = page.eval_on_selector_all("#facts dd", "dds => dds.map(dd => dd.textContent.trim())")
+    assert labels
+    assert all(labels), labels
+    names = page.eval_on_selector_all("button:not([hidden])", "bs => bs.map(b => b.textContent.trim())")
+    assert all(names), names
+    page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert page.evaluate("document.activeElement.id") == "back"
+    assert outline != "none"
+    page.close()
