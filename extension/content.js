@@ -30,6 +30,10 @@
   const REVEALS_PER_SECOND = 20;
   const RESTORES = 3; // a removed or restyled badge is put back this often, then the page is named
   const SKIPPED = new Set(["script", "style", "noscript", "template", "textarea", "title"]);
+  // The elements that can hold a shadow root (attachShadow refuses every other, and a custom
+  // element's name has a hyphen): the only ones whose shadow root is looked for.
+  const SHADOW_HOSTS = new Set(["article", "aside", "blockquote", "body", "div", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "main", "nav", "p", "section", "span"]);
+  const CHECK_EVERY = 32; // nodes or links between two looks at the clock
   const XLINK = "http://www.w3.org/1999/xlink";
   const TAG = `linkwarn-${Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
   const HIGHLIGHT = { warn: `${TAG}-warn`, block: `${TAG}-block` };
@@ -83,10 +87,21 @@
   const reveal = [];
   let scheduled = false;
   let warned = false;
+  let styled = false;
 
   /** @type {{find: (text: string, limit?: number) => {url: string, start: number, end: number}[]}} */
   const textLinks = /** @type {any} */ (globalThis).linkwarnTextLinks; // textlinks.js, run before this
-  const yieldToPage = () => new Promise((resolve) => setTimeout(resolve, 0));
+  // The page gets the thread back through a message to ourselves: a timeout would wait 4 ms more
+  // each time once nested (HTML's clamping), a third of each slice.
+  const channel = new MessageChannel();
+  /** @type {(() => void)[]} */
+  const resumes = [];
+  channel.port1.onmessage = () => resumes.shift()?.();
+  const yieldToPage = () =>
+    new Promise((resolve) => {
+      resumes.push(() => resolve(undefined));
+      channel.port2.postMessage(null);
+    });
 
   /** @param {Element} element */
   function shadowOf(element) {
@@ -150,16 +165,6 @@
     setTimeout(work, 0);
   }
 
-  const accept = {
-    /** @param {Node} node */
-    acceptNode(node) {
-      if (node.nodeType === Node.TEXT_NODE) return NodeFilter.FILTER_ACCEPT;
-      const element = /** @type {Element} */ (node);
-      if (badges.has(element) || SKIPPED.has(element.localName)) return NodeFilter.FILTER_REJECT;
-      return NodeFilter.FILTER_ACCEPT;
-    },
-  };
-
   let sliceStart = 0;
   /** Whether this task has used its budget: then the caller yields (`breathe`). */
   const spent = () => performance.now() - sliceStart >= BUDGET_MS;
@@ -168,66 +173,143 @@
     sliceStart = performance.now();
   }
 
-  /** Collect the links, text nodes and shadow roots under *node*. @param {Node} node */
+  /** The walker's next node past the subtree of its current one, or null. @param {TreeWalker} walker */
+  function pastSubtree(walker) {
+    for (;;) {
+      const next = walker.nextSibling();
+      if (next) return next;
+      if (!walker.parentNode()) return null;
+    }
+  }
+
+  /**
+   * Collect the links, text nodes and shadow roots under *node*. Not read: badges, the
+   * insides of SKIPPED elements, and the text of links (a link with only text is not entered).
+   * @param {Node} node
+   */
   async function scan(node) {
     if (node.nodeType === Node.TEXT_NODE) {
       texts.add(/** @type {Text} */ (node));
       return;
     }
-    const walker = document.createTreeWalker(node, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, accept);
+    // No filter: one call into JavaScript per node costs more than the walk itself.
+    const walker = document.createTreeWalker(node, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
     /** @type {Node | null} */
     let current = walker.currentNode;
-    for (; current; current = walker.nextNode()) {
+    let count = 0;
+    while (current) {
+      let enter = true;
       if (current.nodeType === Node.TEXT_NODE) {
         const text = /** @type {Text} */ (current);
         if (text.data.length > 4 && !text.parentElement?.closest("a")) texts.add(text);
-      } else if (current instanceof Element) {
-        if (isLink(current)) links.add(current);
-        const shadow = shadowOf(current);
-        if (shadow && !roots.has(shadow)) {
-          observe(shadow);
-          toScan.add(shadow);
+      } else if (current.nodeType === Node.ELEMENT_NODE) {
+        const element = /** @type {Element} */ (current);
+        const name = element.localName;
+        if (current !== node && (SKIPPED.has(name) || badges.has(element))) {
+          enter = false;
+        } else if (name === "a" || name === "area") {
+          if (isLink(element) && links.add(element).size >= BATCH) takeLinks();
+          enter = element.childElementCount > 0; // else only text, which is never read in a link
+        } else if (SHADOW_HOSTS.has(name) || name.includes("-")) {
+          const shadow = shadowOf(element);
+          if (shadow && !roots.has(shadow)) {
+            observe(shadow);
+            toScan.add(shadow);
+          }
         }
       }
-      if (spent()) await breathe();
+      current = enter ? walker.nextNode() : pastSubtree(walker);
+      if (++count % CHECK_EVERY === 0 && spent()) await breathe();
     }
+  }
+
+  /**
+   * One pass over what was found: the links read (with the address each had then), the URLs
+   * asked about, and the answers awaited. A batch is asked about as soon as it is full, while
+   * the page is still being read, and the links it lists are marked as soon as it is answered.
+   * @typedef {object} Pass
+   * @property {Element[]} links
+   * @property {string[]} urls
+   * @property {Map<string, Element[]>} waiting  the links of each URL asked about
+   * @property {string[]} unsent
+   * @property {Promise<void>[]} answers
+   */
+  /** @returns {Pass} */
+  const newPass = () => ({ links: [], urls: [], waiting: new Map(), unsent: [], answers: [] });
+  let pass = newPass();
+
+  /** Ask about the URLs not yet asked about; mark the links of those listed when answered. */
+  function ask() {
+    if (!pass.unsent.length) return;
+    const urls = pass.unsent;
+    const { waiting } = pass;
+    pass.unsent = [];
+    pass.answers.push(
+      lookup(urls).then(() => {
+        for (const url of urls) {
+          const found = waiting.get(url);
+          waiting.delete(url);
+          if (found && known.get(url)) for (const link of found) apply(link);
+        }
+      }),
+    );
+  }
+
+  /** Read the addresses of the links found so far; ask about each full batch of new ones. */
+  function takeLinks() {
+    for (const link of links) {
+      const url = urlOf(link);
+      pass.links.push(link);
+      pass.urls.push(url);
+      if (url && !known.has(url)) {
+        const others = pass.waiting.get(url);
+        if (others) others.push(link);
+        else {
+          pass.waiting.set(url, [link]);
+          pass.unsent.push(url);
+          if (pass.unsent.length >= BATCH) ask();
+        }
+      }
+    }
+    links.clear();
   }
 
   async function work() {
     sliceStart = performance.now();
     try {
       while (toScan.size || links.size || texts.size) {
+        pass = newPass();
         while (toScan.size) {
           const [node] = toScan;
           toScan.delete(node);
           if (node.isConnected) await scan(node);
         }
-        const batchLinks = [...links];
+        takeLinks();
         const batchTexts = [...texts];
-        links.clear();
         texts.clear();
         /** @type {Map<Text, {url: string, start: number, end: number}[]>} */
         const inText = new Map();
-        /** @type {Set<string>} */
-        const unknown = new Set();
-        for (const link of batchLinks) {
-          const url = urlOf(link);
-          if (url && !known.has(url)) unknown.add(url);
-          if (spent()) await breathe();
-        }
         for (const text of batchTexts) {
           if (!text.isConnected) continue;
           const found = textLinks.find(text.data);
           if (found.length || textRanges.has(text)) inText.set(text, found);
-          for (const { url } of found) if (!known.has(url)) unknown.add(url);
+          for (const { url } of found) {
+            if (known.has(url) || pass.waiting.has(url)) continue;
+            pass.waiting.set(url, []);
+            pass.unsent.push(url);
+          }
           if (spent()) await breathe();
         }
-        const ask = [...unknown];
-        await Promise.all(Array.from({ length: Math.ceil(ask.length / BATCH) }, (_, n) => lookup(ask.slice(n * BATCH, (n + 1) * BATCH))));
+        ask();
+        await Promise.all(pass.answers);
         sliceStart = performance.now();
-        for (const link of batchLinks) {
+        // The links not marked as their answer came: those known before, and marks to take off.
+        const { links: passLinks, urls } = pass;
+        for (let i = 0; i < passLinks.length; i++) {
+          const link = passLinks[i];
+          if (!marks.has(link) && !(urls[i] && known.get(urls[i]))) continue; // a link changed since is in `links` again
           apply(link);
-          if (spent()) await breathe();
+          if (i % CHECK_EVERY === 0 && spent()) await breathe();
         }
         for (const [text, found] of inText) markText(text, found);
         paintHighlights();
@@ -454,12 +536,18 @@
       if (!link.isConnected) editableRanges.delete(link);
       else byAction[marks.get(link)?.action === "block" ? "block" : "warn"].add(range);
     }
+    if (!styled && !byAction.warn.size && !byAction.block.size) return;
+    if (!styled) styleHighlights();
     registry.set(HIGHLIGHT.warn, byAction.warn);
     registry.set(HIGHLIGHT.block, byAction.block);
   }
 
-  /** The highlight styles, in the page (a highlight is styled by its name, which is this page's own). */
+  /**
+   * The highlight styles, in the page (a highlight is styled by its name, which is this page's own),
+   * added when the first highlight is painted: a new style sheet makes the page restyle every element.
+   */
   function styleHighlights() {
+    styled = true;
     const sheet = new CSSStyleSheet();
     sheet.replaceSync(
       `::highlight(${HIGHLIGHT.warn}) { background-color: #f5a62366; text-decoration: underline wavy #b26a00; }` +
@@ -520,12 +608,14 @@
 
   // What this frame has marked, for the extension's own tests: a global of this isolated world,
   // which the page's scripts cannot reach.
-  /** @type {any} */ (globalThis).linkwarnMarks = () => ({
+  // `{links: false}`: only the counts, cheap enough to poll on a page with thousands of marks.
+  /** @type {any} */ (globalThis).linkwarnMarks = ({ links: details = true } = {}) => ({
     busy: scheduled || toScan.size + links.size + texts.size > 0,
     known: known.size,
+    marked: marked.size,
     waiting: reveal.length,
     hidden: warned,
-    links: [...marked].map((link) => {
+    links: !details ? null : [...marked].map((link) => {
       const mark = /** @type {Mark} */ (marks.get(link));
       const label = mark.badge ? /** @type {HTMLElement | null} */ (shadowOf(mark.badge)?.querySelector("span") ?? null) : null;
       return {
@@ -540,10 +630,9 @@
         after: mark.badge?.previousElementSibling?.localName ?? null,
       };
     }),
-    text: [...textRanges.values()].flat().map((range) => ({ text: range.toString(), action: /** @type {any} */ (range).linkwarnAction })),
+    text: !details ? null : [...textRanges.values()].flat().map((range) => ({ text: range.toString(), action: /** @type {any} */ (range).linkwarnAction })),
   });
 
-  styleHighlights();
   observe(document); // the document itself, so that `document.open` does not leave it unwatched
   enqueue(document);
 })();

@@ -402,6 +402,33 @@ def test_a_page_with_thousands_of_links_stays_responsive(browser: Browser) -> No
     page.close()
 
 
+def test_a_page_of_fifty_thousand_links_is_decided_without_freezing_it(browser: Browser) -> None:
+    """Issue 15 point 7, loosely (the figures are bench/bench_extension.py's): every link decided,
+    and no task the Long Tasks API sees lasts a second."""
+    count = 50_000
+    page = browser.page()
+    page.add_init_script(
+        "window.longTasks = []; new PerformanceObserver((l) => { for (const e of l.getEntries())"
+        " window.longTasks.push([e.startTime, e.duration]); }).observe({type: 'longtask', buffered: true});"
+    )
+    page.goto(f"{browser.pages}/many?n={count}", timeout=60_000)
+    started = time.monotonic()
+
+    def decided() -> Any:
+        state = in_extension_world(page, "globalThis.linkwarnMarks && linkwarnMarks({links: false})")
+        return state if state and not state["busy"] and state["known"] >= count else None
+
+    state = wait_until(decided, "every one of 50,000 links decided", seconds=60)
+    elapsed = time.monotonic() - started
+    assert state["marked"] == count // 20
+    ready = page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventStart")
+    late = [duration for start, duration in page.evaluate("window.longTasks") if start >= ready]
+    print(f"decided {count} links in {elapsed:.2f} s after load; long tasks after DOMContentLoaded: {late}")
+    assert elapsed < 15
+    assert max(late, default=0) < 1000
+    page.close()
+
+
 def test_links_are_marked_everywhere_a_page_can_put_them(browser: Browser) -> None:
     page = browser.page()
     page.goto(f"{browser.pages}/everywhere")
