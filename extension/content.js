@@ -35,8 +35,10 @@
   const SHADOW_HOSTS = new Set(["article", "aside", "blockquote", "body", "div", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "main", "nav", "p", "section", "span"]);
   const CHECK_EVERY = 32; // nodes or links between two looks at the clock
   const XLINK = "http://www.w3.org/1999/xlink";
-  const TAG = `linkwarn-${Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
-  const HIGHLIGHT = { warn: `${TAG}-warn`, block: `${TAG}-block` };
+  const randomName = () => Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const TAG = `linkwarn-${randomName()}`;
+  // Named apart from the badges: a page can read its adopted style sheets, which style these.
+  const HIGHLIGHT = { warn: `h${randomName()}`, block: `h${randomName()}` };
   const HOST_STYLE = [
     "all: initial", "display: inline-block", "visibility: visible", "opacity: 1", "position: static",
     "margin: 0 0 0 0.3em", "user-select: none", "-webkit-user-select: none", "pointer-events: auto",
