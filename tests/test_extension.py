@@ -1005,3 +1005,30 @@ def test_the_warning_page_has_no_empty_label_and_shows_keyboard_focus(browser: B
     assert page.evaluate("document.activeElement.id") == "back"
     assert outline != "none"
     page.close()
+
+
+def test_a_pass_ends_at_its_time(browser: Browser, tmp_path: Path) -> None:
+    """A proxy whose proceed time is 4 s: the browser's pass (its own rule) ends then, not a minute later."""
+    plain, secure = free_port(), free_port()
+    short = RunningProxy.start(tmp_path / "short", plain, secure, "--proceed-ttl", "4s")
+    browser.configure(apiUrl=short.api_url, apiToken=short.api_token)
+    try:
+        page = browser.page()
+        page.goto(f"{browser.pages}/start")
+        url = "http://paste.example/raw/salaries?ttl=1"
+        page.goto(url, wait_until="commit")
+        _warning(page, browser, url)
+        with page.expect_navigation():
+            page.click("#proceed")
+        proceeded = time.monotonic()
+        page.wait_for_selector("#where")
+        page.goto("http://paste.example/raw/salaries?ttl=2")
+        assert page.locator("#where").inner_text() == "paste.example/raw/salaries?ttl=2"  # through, for now
+        time.sleep(max(0.0, proceeded + 5 - time.monotonic()))
+        later = "http://paste.example/raw/salaries?ttl=3"
+        page.goto(later, wait_until="commit")
+        _warning(page, browser, later)  # the pass is over
+        page.close()
+    finally:
+        browser.configure(apiUrl=browser.proxy.api_url, apiToken=browser.proxy.api_token)
+        short.stop()
