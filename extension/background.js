@@ -350,7 +350,10 @@ async function guardNavigation(tabId, url) {
   const { settings } = await configuration();
   if (settings.mode !== "warn") return;
   const result = (await check([url])).get(cacheKey(url));
-  if (!result || !result.listed || (result.action !== "block" && result.action !== "warn")) return;
+  if (!result || !result.listed || (result.action !== "block" && result.action !== "warn")) {
+    if (result) cleared.set(tabId, url);
+    return;
+  }
   const passes = (await stored("passes")) ?? {};
   if (result.action === "warn" && result.entry_key && hasPass(passes, result.entry_key)) return;
   await knownEntries();
@@ -392,13 +395,20 @@ chrome.webNavigation.onCommitted.addListener((details) => {
 });
 
 /**
- * Go back from the warning page, past the listed page: a tab whose listed page was
- * already shown (and kept in the back/forward cache) would otherwise return to it.
+ * Go back from the warning page, past the listed page: to the last page the tab showed
+ * that no list names (a new navigation, so neither the history nor the back/forward cache
+ * can return the listed page). Where that is not known, back through the history, stepping
+ * over the listed page.
  * @param {number} tabId
  * @param {string} url  the listed address
  */
 async function leave(tabId, url) {
-  leaving.set(tabId, cacheKey(url));
+  const before = cleared.get(tabId);
+  if (before !== undefined) {
+    await chrome.tabs.update(tabId, { url: before }); // the last page it showed that no list names
+    return;
+  }
+  leaving.set(tabId, cacheKey(url)); // that page is not known (the worker restarted): step back past it
   try {
     await chrome.tabs.goBack(tabId);
   } catch {
@@ -409,6 +419,12 @@ async function leave(tabId, url) {
 
 /** @type {Map<number, string>} tabs going back from a warning: the listed address they skip */
 const leaving = new Map();
+/** @type {Map<number, string>} each tab's last top-level address that no list names */
+const cleared = new Map();
+chrome.tabs.onRemoved.addListener((tabId) => {
+  cleared.delete(tabId);
+  leaving.delete(tabId);
+});
 
 /** @param {{tabId: number, frameId: number, url: string}} details */
 function onNavigation(details) {
