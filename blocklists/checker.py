@@ -25,7 +25,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from .canonical import (
     MAX_HOSTS,
@@ -186,12 +185,10 @@ class Checker:
         return await self.confirm(url, self.prefilter(url), now)
 
 
-@lru_cache(maxsize=4096)
 def _canonical_host(name: str) -> tuple[str, bool] | None:
     """A connection's host name as `canonicalize` reads it, and whether it is an address; None: unreadable.
 
-    Cached: a browser opens many connections to the same few hosts, and the
-    answer depends on the name alone (the lists are looked up afresh each time).
+    Not cached itself: `Checker.reads_host` keeps each name's answer for the indexes in force.
     """
     plain = plain_canonical_host(name)
     if plain is not None:

@@ -71,8 +71,8 @@
   const links = new Set();
   /** @type {Set<Text>} */
   const texts = new Set();
-  /** @type {WeakMap<Element, Mark>} */
-  const marks = new WeakMap();
+  /** @type {Map<Element, Mark>} every marked link (an unmarked or removed one is taken out) */
+  const marks = new Map();
   /** @type {WeakMap<Element, Element>} badge -> its link */
   const badges = new WeakMap();
   /** @type {Map<Text, Range[]>} */
@@ -83,8 +83,6 @@
   const editableRanges = new Map();
   /** @type {Set<Node>} */
   const roots = new Set();
-  /** @type {Set<Element>} */
-  const marked = new Set();
   /** @type {Element[]} links on screen, waiting to be shown */
   const reveal = [];
   let scheduled = false;
@@ -350,11 +348,9 @@
       range.selectNodeContents(link);
       editableRanges.set(link, range);
       marks.set(link, { url, action: verdict.action, badge: null, shown: true, restores: 0 });
-      marked.add(link);
       return;
     }
     marks.set(link, { url, action: verdict.action, badge: badge(verdict), shown: false, restores: 0 });
-    marked.add(link);
     const target = seenAs(link);
     watched.set(target, (watched.get(target) ?? new Set()).add(link));
     onScreen.observe(target);
@@ -375,7 +371,6 @@
     }
     editableRanges.delete(link);
     marks.delete(link);
-    marked.delete(link);
   }
 
   /** @param {Verdict} verdict */
@@ -614,11 +609,10 @@
   /** @type {any} */ (globalThis).linkwarnMarks = ({ links: details = true } = {}) => ({
     busy: scheduled || toScan.size + links.size + texts.size > 0,
     known: known.size,
-    marked: marked.size,
+    marked: marks.size,
     waiting: reveal.length,
     hidden: warned,
-    links: !details ? null : [...marked].map((link) => {
-      const mark = /** @type {Mark} */ (marks.get(link));
+    links: !details ? null : [...marks.values()].map((mark) => {
       const label = mark.badge ? /** @type {HTMLElement | null} */ (shadowOf(mark.badge)?.querySelector("span") ?? null) : null;
       return {
         url: mark.url,

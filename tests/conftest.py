@@ -54,13 +54,18 @@ def running_proxy(
     tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream]
 ) -> Iterator[RunningProxy]:
     """One ``linkwarn run`` per test module, with the bundled sample list."""
+    yield from proxy_between(
+        tmp_path_factory, upstreams, "--share-site", "social.example", "--share-site", "chat.example"
+    )
+
+
+def proxy_between(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream], *extra: str
+) -> Iterator[RunningProxy]:
+    """A ``linkwarn run`` with *extra* arguments, routed to the test upstreams, for a module fixture."""
     plain, secure = upstreams
     proxy = RunningProxy.start(
-        tmp_path_factory.mktemp("proxy-data"),
-        plain.port,
-        secure.port,
-        *("--share-site", "social.example", "--share-site", "chat.example"),
-        upstream_ca=secure.ca_file,
+        tmp_path_factory.mktemp("proxy-data"), plain.port, secure.port, *extra, upstream_ca=secure.ca_file
     )
     yield proxy
     proxy.stop()

@@ -17,6 +17,7 @@ from mitmproxy import http
 from blocklists import Action, Entry
 from proxy_addon.streamed import StreamedPost
 
+from .conftest import proxy_between
 from .support.hooks import NAVIGATE, OWN, Proxy, form_value, proxy_with, run_hook
 from .support.servers import RunningProxy, Upstream
 
@@ -366,16 +367,9 @@ def streaming_proxy(
     tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream]
 ) -> Iterator[RunningProxy]:
     """``linkwarn run`` with mitmproxy streaming every body over 10 KiB."""
-    plain, secure = upstreams
-    proxy = RunningProxy.start(
-        tmp_path_factory.mktemp("streaming-proxy"),
-        plain.port,
-        secure.port,
-        *("--share-site", "social.example", "--set", "stream_large_bodies=10k"),
-        upstream_ca=secure.ca_file,
+    yield from proxy_between(
+        tmp_path_factory, upstreams, "--share-site", "social.example", "--set", "stream_large_bodies=10k"
     )
-    yield proxy
-    proxy.stop()
 
 
 def _bodies_since(upstream: Upstream, before: int, count: int) -> list[tuple[str, bytes]]:
