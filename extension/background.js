@@ -11,6 +11,7 @@
 
 import { ApiClient, ApiError, checkEach } from "./lib/api.js";
 import { BatchLookup, TtlCache, cacheKey } from "./lib/cache.js";
+import { NavigationGate, opens } from "./lib/gate.js";
 import { ListMirror, offlineResult } from "./lib/matcher.js";
 import { FIRST_PASS_RULE_ID, freePassRuleId, hasPass, prunePasses } from "./lib/passes.js";
 import { EntryIndex, buildRules, passRule, ruleCatches } from "./lib/rules.js";
@@ -45,6 +46,8 @@ let covered = new Set();
 // The proxy's suffix list and key prefixes: URLs without a prefix hit are decided here (lib/matcher.js).
 const mirror = new ListMirror(vault);
 const mirrored = mirror.restore().catch((error) => console.error("linkwarn: the saved lists could not be read:", error));
+// Navigations decided before their request is sent, where the browser allows it (lib/gate.js).
+const gate = new NavigationGate(WARNING_URL, verdicts, mirror);
 
 // -- settings and the API client ---------------------------------------------------
 
@@ -54,6 +57,7 @@ function configuration() {
     const managed = (await stored("policy")) ?? (await readPolicy());
     const local = await chrome.storage.local.get([...KEYS]);
     const { settings, locked, problems } = effectiveSettings(managed, local);
+    gate.mode = settings.mode;
     return { client: new ApiClient(settings.apiUrl, settings.apiToken), settings, locked, problems };
   })();
   return current;
@@ -91,7 +95,9 @@ chrome.storage.onChanged.addListener((changes, area) => {
   if (area === "managed") void readPolicy();
   else if (area === "local" && KEYS.some((key) => key in changes)) forget();
 });
-void readPolicy();
+// Chromium loads an extension's policy seconds after it starts (after a force-install, with no
+// change event): read it again a few times, and at every refresh.
+for (const seconds of [0, 2, 5, 10, 20]) setTimeout(() => void readPolicy(), seconds * 1000);
 
 // -- backend state and the toolbar badge ---------------------------------------------
 
@@ -162,7 +168,7 @@ async function askProxy(urls) {
 async function knownEntries() {
   if (!known) {
     const rules = await stored("rules");
-    known = new EntryIndex(rules?.entries ?? []);
+    known = gate.known = new EntryIndex(rules?.entries ?? []);
     covered = new Set(rules?.covered ?? []);
   }
   return known;
@@ -276,7 +282,7 @@ async function syncRules() {
     syncedAt: Date.now(),
   };
   await chrome.storage.local.set({ rules: record });
-  known = new EntryIndex(entries);
+  known = gate.known = new EntryIndex(entries);
   covered = new Set(record.covered);
 }
 
@@ -294,12 +300,13 @@ async function prune() {
   const { live, expiredRuleIds } = prunePasses((await stored("passes")) ?? {});
   if (expiredRuleIds.length) await chrome.declarativeNetRequest.updateSessionRules({ removeRuleIds: expiredRuleIds });
   await chrome.storage.local.set({ passes: live });
+  gate.passes = live;
   return live;
 }
 
 /** Ask the proxy how it is, and bring the rules, the suffix list and the prefixes up to date. */
 async function refresh() {
-  await prune();
+  await Promise.all([prune(), readPolicy()]);
   try {
     const { client } = await configuration();
     const status = await client.status();
@@ -338,6 +345,39 @@ chrome.alarms.onAlarm.addListener((alarm) => {
 });
 
 // -- navigations ------------------------------------------------------------------------------
+
+/**
+ * Hold every top-level request until the gate has decided it (blocking `webRequest`:
+ * Chromium grants it to an extension installed by policy, Firefox to any). False
+ * where it is not granted: navigations are then checked as they start (`guardNavigation`).
+ */
+function holdNavigations() {
+  try {
+    chrome.webRequest.onBeforeRequest.addListener(
+      (details) => {
+        const answer = gate.decide(details.url);
+        if (answer && details.tabId >= 0) void sentThere(details.tabId, details.url);
+        return answer;
+      },
+      { urls: ["http://*/*", "https://*/*"], types: ["main_frame"] },
+      ["blocking"],
+    );
+    return true;
+  } catch {
+    return false; // not installed by policy (Chromium): "blocking" is refused
+  }
+}
+const blocking = holdNavigations();
+/** What the gate decides with, read back when the worker starts. */
+const started = Promise.all([
+  configuration(),
+  knownEntries(),
+  stored("passes").then((passes) => (gate.passes ??= passes ?? {})),
+  mirrored.then(() => (gate.restored = true)),
+]);
+// A stopped worker cannot decide at once when it wakes: every address then goes through the
+// warning page (which asks, and goes on). Extension calls keep a running worker from stopping.
+if (blocking) setInterval(() => void chrome.runtime.getPlatformInfo(), 25_000);
 
 /**
  * The warning page for a listed top-level navigation that the browser's rules
@@ -439,10 +479,11 @@ function onNavigation(details) {
   }
   guardNavigation(details.tabId, details.url).catch((error) => console.error("linkwarn: navigation check failed:", error));
 }
-// Checked when the navigation starts (usually answered before the page is
-// fetched), and again when it commits: a page that was fetched before the
-// answer came is replaced as soon as it is shown.
-chrome.webNavigation.onBeforeNavigate.addListener(onNavigation);
+// Checked when the navigation starts (usually answered before the page is fetched; the gate
+// has decided it before that where it holds requests), and again when it commits: a page
+// that was fetched before the answer came, or shown from the back/forward cache without a
+// request, is replaced as soon as it is shown.
+if (!blocking) chrome.webNavigation.onBeforeNavigate.addListener(onNavigation);
 chrome.webNavigation.onCommitted.addListener(onNavigation);
 
 // -- events --------------------------------------------------------------------------------------
@@ -495,6 +536,7 @@ async function proceed(url) {
   }
   passes[result.entry_key] = { expression: result.entry, expires, ruleId };
   await chrome.storage.local.set({ passes });
+  gate.passes = passes;
   endPassAt(expires);
   await record("proceed", result);
   return { ok: true, expires };
@@ -522,8 +564,14 @@ async function handle(message, ownPage, sender) {
   }
   if (!ownPage) throw new Error(`not accepted from a web page: ${String(message?.type)}`);
   switch (message.type) {
-    case "verdict":
-      return { result: await verdictFor(String(message.url)) };
+    case "verdict": {
+      await started;
+      const result = await verdictFor(String(message.url));
+      const { settings } = await configuration();
+      const onward = opens(result, (await stored("passes")) ?? {}, settings.mode);
+      if (onward) gate.cleared.set(cacheKey(String(message.url)), true);
+      return { result, opens: onward };
+    }
     case "shown": {
       if (!sender.tab?.id || !(await wasSent(sender.tab.id, String(message.url)))) return { ok: false, recorded: false };
       const result = await verdictFor(String(message.url));
@@ -560,6 +608,7 @@ async function handle(message, ownPage, sender) {
         recent: (await stored("recent")) ?? [],
         passes: Object.keys((await stored("passes")) ?? {}).length,
         delivery: (await stored("delivery")) ?? null,
+        blocking,
       };
     }
     default:

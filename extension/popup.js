@@ -65,6 +65,11 @@ function render(state) {
       ? `Decided here: every address without one of the proxy's ${m.prefixes} key prefixes.` + (m.problem ? ` ${m.problem}` : "")
       : `Every address is checked with the proxy (its lists are not here yet${m.problem ? `: ${m.problem}` : ""}).`;
   }
+  if (state.settings.mode === "warn") {
+    element("navigations").textContent = state.blocking
+      ? "Navigations are decided before anything is sent (installed by policy)."
+      : "Navigations are checked as they start: a page only the proxy can decide may be fetched before the warning (installed by policy, it would not be).";
+  }
   const recent = element("recent");
   recent.replaceChildren();
   for (const warning of state.recent) {

@@ -41,6 +41,19 @@ function armLater(button) {
   setTimeout(() => (button.disabled = false), Math.max(0, MIN_MS - (performance.now() - OPENED_AT)));
 }
 
+/**
+ * On to the address the service worker lets through (the navigation gate sends every address it
+ * cannot decide at once here first), unless this tab was sent on to it moments ago: then the
+ * browser sent it back (its rules are a sync behind the proxy), and the page says so instead.
+ */
+function goOn() {
+  const mark = `linkwarn-onward:${blocked}`;
+  if (Date.now() - Number(sessionStorage.getItem(mark) ?? 0) < 10_000) return false;
+  sessionStorage.setItem(mark, String(Date.now()));
+  location.replace(blocked);
+  return true;
+}
+
 async function show() {
   if (window.top !== window) {
     // Framed by some page: never a person's decision on a page of its own (the service worker
@@ -56,7 +69,9 @@ async function show() {
   }
   let result;
   try {
-    ({ result } = await ask({ type: "verdict", url: blocked }));
+    let onward;
+    ({ result, opens: onward } = await ask({ type: "verdict", url: blocked }));
+    if (onward && goOn()) return;
   } catch (error) {
     element("title").textContent = "This address could not be checked";
     element("note").textContent = String(error instanceof Error ? error.message : error);

@@ -8,7 +8,6 @@ the proxy here: every warning seen is the extension's own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -26,8 +25,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Frame, Page, Worker, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from blocklists import Action, Entry, Store, key_of
-from blocklists.entry import host_marker
+from blocklists import Action
 
 from .support.servers import ROOT, RunningProxy, free_port
 
@@ -683,22 +681,6 @@ def test_when_the_backend_is_unreachable_it_says_so_and_known_links_still_work(b
 HASHED_PAGE = "http://secret.example/dump/plans.pdf"
 
 
-def _add_hashed_entry(proxy: RunningProxy) -> None:
-    """A hashed row (no expression, as a hashed feed has it) written into the running proxy's store."""
-    entry = Entry(
-        key=key_of("secret.example/dump/"), action=Action.BLOCK, marker=host_marker("secret.example")
-    )
-
-    async def write() -> None:
-        async with Store.in_dir(proxy.data_dir) as store:
-            await store.import_entries("hashed-feed", [entry])
-
-    # Playwright's sync API runs an event loop in this thread: write from another.
-    writer = threading.Thread(target=asyncio.run, args=(write(),))
-    writer.start()
-    writer.join()
-
-
 def _status(browser: Browser, refresh: bool) -> dict[str, Any]:
     page = browser.page()
     page.goto(f"{browser.origin}/popup.html")
@@ -728,10 +710,12 @@ def test_a_hashed_entry_is_warned_on_with_the_proxy_unreachable_and_unlisted_pag
 ) -> None:
     """The extension holds the proxy's key prefixes: offline, it still finds an entry only a hash names."""
     before = _status(browser, refresh=True)["matcher"]["prefixes"]
-    _add_hashed_entry(browser.proxy)
+    browser.proxy.import_hashed("hashed-feed", {"secret.example/dump/": Action.BLOCK})
     # The proxy follows its store; the extension syncs the prefixes (a diff) when it refreshes.
     wait_until(lambda: _status(browser, refresh=True)["matcher"]["prefixes"] == before + 1, "the new prefix")
-    matcher = _status(browser, refresh=False)["matcher"]
+    state = _status(browser, refresh=False)
+    assert state["blocking"] is False  # unpacked: blocking webRequest is for a policy install only
+    matcher = state["matcher"]
     assert matcher["ready"] is True
     assert matcher["problem"] is None
     assert matcher["suffixRules"] > 9000
@@ -949,7 +933,7 @@ def test_a_warning_page_a_web_page_opens_records_nothing(browser: Browser) -> No
     page.goto(f"{browser.pages}/start")
     with browser.context.expect_page() as opened:
         page.evaluate(
-            "u => window.open(u)", f"{browser.origin}/warning.html#http://leak.example/opened-by-page"
+            "u => window.open(u)", f"{browser.origin}/warning.html#http://paste.example/raw/salaries?opened=by-page"
         )
     forged = opened.value
     forged.wait_for_selector("main[data-state='warn']")

@@ -8,21 +8,17 @@
 // takes policy settings from its own `3rdparty` policy (no `managed_schema`
 // key in the manifest), and ignores Chrome's `minimum_chrome_version`. Every
 // other file is copied unchanged, so the two builds cannot drift.
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { SOURCE, stage } from "./package.mjs";
 
 export const GECKO_ID = "linkwarn@linkwarn.internal";
 // The first releases that take an add-on's data collection declaration (desktop ESR 140, Android 142);
 // MV3, declarativeNetRequest and module event pages are older.
 export const FIREFOX_MIN_VERSION = "140.0";
 export const FIREFOX_ANDROID_MIN_VERSION = "142.0";
-
-const SOURCE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const FILES = [
-  "background.js", "content.css", "content.js", "textlinks.js", "options.html", "options.js", "popup.css", "popup.html",
-  "popup.js", "share.js", "warning.css", "warning.html", "warning.js", "managed_schema.json", "icons", "lib",
-];
 
 /**
  * The Firefox manifest made from Chromium's.
@@ -49,9 +45,7 @@ export function firefoxManifest(chromium) {
 
 /** @param {string} out */
 export function build(out) {
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
-  for (const name of FILES) cpSync(join(SOURCE, name), join(out, name), { recursive: true });
+  stage(out);
   const chromium = JSON.parse(readFileSync(join(SOURCE, "manifest.json"), "utf8"));
   writeFileSync(join(out, "manifest.json"), JSON.stringify(firefoxManifest(chromium), null, 2) + "\n");
   return out;

@@ -7,6 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { PrefixSet } from "../lib/prefixes.js";
+import { sha256 } from "../lib/matcher.js";
+
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 function directory() {
@@ -39,3 +42,15 @@ export const DIFFERENTIAL = JSON.parse(readFileSync(join(DIR, "differential.json
 export function vectors(name) {
   return JSON.parse(readFileSync(join(ROOT, "tests", "vectors", name), "utf8"));
 }
+
+/** The bytes of a full set holding the keys of *expressions* and the markers of *hosts*. */
+export async function fullSet(expressions, hosts = [], unmarked = 0) {
+  const keys = [];
+  for (const e of expressions) keys.push(new DataView((await sha256(e)).buffer).getBigUint64(0));
+  const markers = [];
+  for (const h of hosts) markers.push(new DataView((await sha256(h)).buffer).getUint32(0));
+  keys.sort((a, b) => (a < b ? -1 : 1));
+  markers.sort((a, b) => a - b);
+  return new PrefixSet(BigUint64Array.from(keys), Uint32Array.from(markers), unmarked).encode();
+}
+

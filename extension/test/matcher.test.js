@@ -4,20 +4,9 @@ import { test } from "node:test";
 import { ListMirror, Matcher, offlineResult, sha256 } from "../lib/matcher.js";
 import { PrefixSet } from "../lib/prefixes.js";
 import { SuffixList } from "../lib/psl.js";
-import { PSL_BODY } from "./fixtures.js";
+import { PSL_BODY, fullSet } from "./fixtures.js";
 
 const suffixes = SuffixList.fromRules(JSON.parse(PSL_BODY.toString("utf8")).rules);
-
-/** The bytes of a full set holding the keys of *expressions* and the markers of *hosts*. */
-async function fullSet(expressions, hosts = [], unmarked = 0) {
-  const keys = [];
-  for (const e of expressions) keys.push(new DataView((await sha256(e)).buffer).getBigUint64(0));
-  const markers = [];
-  for (const h of hosts) markers.push(new DataView((await sha256(h)).buffer).getUint32(0));
-  keys.sort((a, b) => (a < b ? -1 : 1));
-  markers.sort((a, b) => a - b);
-  return new PrefixSet(BigUint64Array.from(keys), Uint32Array.from(markers), unmarked).encode();
-}
 
 async function etagOf(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import hashlib
@@ -22,6 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from blocklists import Action, Entry, Store, key_of
+from blocklists.entry import host_marker
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ROUTE_SCRIPT = Path(__file__).resolve().parent / "route_local.py"
@@ -329,6 +333,21 @@ class RunningProxy:
                 parts.append(self.upstream_ca.read_bytes())
             bundle.write_bytes(b"".join(parts))
         return bundle
+
+    def import_hashed(self, feed: str, entries: dict[str, Action]) -> None:
+        """Rows as a hashed feed has them (key and host marker, no expression: expression -> action),
+        written into the store the running proxy follows."""
+        rows = [Entry(key=key_of(expression), action=action, marker=host_marker(expression.split("/", 1)[0]))
+                for expression, action in entries.items()]  # fmt: skip
+
+        async def write() -> None:
+            async with Store.in_dir(self.data_dir) as store:
+                await store.import_entries(feed, rows)
+
+        # From a thread of its own: the caller may run an event loop (Playwright's sync API does).
+        writer = threading.Thread(target=asyncio.run, args=(write(),))
+        writer.start()
+        writer.join()
 
     @classmethod
     def start(
