@@ -29,8 +29,18 @@ import * as vault from "./lib/vault.js";
  * @property {any} status                /v1/status, as last seen
  */
 
+// The warning page can be loaded from the web only at a dynamic address, new in every browser
+// session (manifest: use_dynamic_url), that this worker alone hands out (its rules and
+// redirects): no page can open or frame it. Once shown, it has the extension's fixed address.
 const WARNING_URL = chrome.runtime.getURL("warning.html");
-const OWN_ORIGIN = new URL(WARNING_URL).origin;
+const OWN_ORIGIN = new URL(chrome.runtime.getURL("popup.html")).origin;
+const SHOWN_WARNING = `${OWN_ORIGIN}/warning.html`;
+
+/** The listed address a top-level warning page shows, or null for any other page. @param {string} url */
+function warnedAbout(url) {
+  for (const page of [SHOWN_WARNING, WARNING_URL]) if (url.startsWith(`${page}#`)) return url.slice(page.length + 1);
+  return null;
+}
 const REFRESH_MINUTES = 1;
 const RECENT_MAX = 20;
 const CHECK_MAX = 2000; // URLs per content-script message
@@ -264,13 +274,7 @@ async function syncRules() {
   const sameMode = saved?.mode === settings.mode;
   const answer = await client.rules(sameMode ? saved?.etag : undefined);
   const entries = answer.status === 304 ? saved.entries : answer.body.entries;
-  const built = buildRules(entries, { warningUrl: WARNING_URL });
-  const rules = settings.mode === "warn" ? built.rules : [];
-  const existing = await chrome.declarativeNetRequest.getDynamicRules();
-  await chrome.declarativeNetRequest.updateDynamicRules({
-    removeRuleIds: existing.map((rule) => rule.id).filter((id) => id < FIRST_PASS_RULE_ID),
-    addRules: rules,
-  });
+  const { built, rules } = await applyRules(entries, settings.mode);
   const record = {
     entries,
     etag: answer.status === 304 ? saved.etag : answer.etag,
@@ -279,11 +283,38 @@ async function syncRules() {
     uncovered: built.uncovered.length,
     truncated: answer.status === 304 ? saved.truncated : answer.body.truncated,
     rules: rules.length,
+    warningUrl: WARNING_URL,
     syncedAt: Date.now(),
   };
   await chrome.storage.local.set({ rules: record });
   known = gate.known = new EntryIndex(entries);
   covered = new Set(record.covered);
+}
+
+/**
+ * Replace the list's dynamic rules by those for *entries* in one call.
+ * @param {RuleEntry[]} entries @param {string} mode
+ */
+async function applyRules(entries, mode) {
+  const built = buildRules(entries, { warningUrl: WARNING_URL });
+  const rules = mode === "warn" ? built.rules : [];
+  const existing = await chrome.declarativeNetRequest.getDynamicRules();
+  await chrome.declarativeNetRequest.updateDynamicRules({
+    removeRuleIds: existing.map((rule) => rule.id).filter((id) => id < FIRST_PASS_RULE_ID),
+    addRules: rules,
+  });
+  return { built, rules };
+}
+
+/**
+ * The rules kept from the last session redirect to that session's address of the warning
+ * page, which is gone: point them at this one before anything else, proxy or not.
+ */
+async function repointRules() {
+  const saved = await stored("rules");
+  if (!saved || saved.warningUrl === WARNING_URL) return;
+  await applyRules(saved.entries, saved.mode);
+  await chrome.storage.local.set({ rules: { ...saved, warningUrl: WARNING_URL } });
 }
 
 /**
@@ -347,29 +378,35 @@ chrome.alarms.onAlarm.addListener((alarm) => {
 // -- navigations ------------------------------------------------------------------------------
 
 /**
- * Hold every top-level request until the gate has decided it (blocking `webRequest`:
- * Chromium grants it to an extension installed by policy, Firefox to any). False
- * where it is not granted: navigations are then checked as they start (`guardNavigation`).
+ * Whether this install may hold requests (blocking `webRequest`: Chromium grants it to an
+ * extension installed by policy, Firefox to any). Where it may not, the listener below is
+ * registered all the same and its answers are ignored by the browser: navigations are then
+ * checked as they start (`guardNavigation`). Null until the browser has said.
+ * @type {boolean | null}
  */
-function holdNavigations() {
-  try {
-    chrome.webRequest.onBeforeRequest.addListener(
-      (details) => {
-        const answer = gate.decide(details.url);
-        if (answer && details.tabId >= 0) void sentThere(details.tabId, details.url);
-        return answer;
-      },
-      { urls: ["http://*/*", "https://*/*"], types: ["main_frame"] },
-      ["blocking"],
-    );
-    return true;
-  } catch {
-    return false; // not installed by policy (Chromium): "blocking" is refused
-  }
+let holding = null;
+const holds = chrome.permissions.contains({ permissions: ["webRequestBlocking"] }).then(
+  (granted) => (holding = granted),
+  () => (holding = false),
+);
+try {
+  chrome.webRequest.onBeforeRequest.addListener(
+    (details) => {
+      if (holding === false) return undefined;
+      const answer = gate.decide(details.url);
+      if (answer && details.tabId >= 0) void sentThere(details.tabId, details.url);
+      return answer;
+    },
+    { urls: ["http://*/*", "https://*/*"], types: ["main_frame"] },
+    ["blocking"],
+  );
+} catch (error) {
+  holding = false; // a browser that refuses the listener outright
+  console.warn("linkwarn: navigations cannot be held here:", describe(error));
 }
-const blocking = holdNavigations();
 /** What the gate decides with, read back when the worker starts. */
 const started = Promise.all([
+  repointRules(),
   configuration(),
   knownEntries(),
   stored("passes").then((passes) => (gate.passes ??= passes ?? {})),
@@ -377,7 +414,7 @@ const started = Promise.all([
 ]);
 // A stopped worker cannot decide at once when it wakes: every address then goes through the
 // warning page (which asks, and goes on). Extension calls keep a running worker from stopping.
-if (blocking) setInterval(() => void chrome.runtime.getPlatformInfo(), 25_000);
+void holds.then((held) => held && setInterval(() => void chrome.runtime.getPlatformInfo(), 25_000));
 
 /**
  * The warning page for a listed top-level navigation that the browser's rules
@@ -427,11 +464,17 @@ async function wasSent(tabId, url) {
   return ours;
 }
 
+/** @type {Map<number, string>} where each tab's last top-level navigation started */
+const navigationStart = new Map();
+
 // The browser's own rules redirect a listed navigation to the warning page: that commit is a
-// server redirect to it, made by the extension's rule.
+// server redirect to it, of a navigation that started at the listed address itself. (Loading the
+// warning page at its dynamic address is a redirect too, but one that started there.)
 chrome.webNavigation.onCommitted.addListener((details) => {
-  if (details.frameId !== 0 || !details.url.startsWith(`${WARNING_URL}#`)) return;
-  if (details.transitionQualifiers.includes("server_redirect")) void sentThere(details.tabId, details.url.slice(WARNING_URL.length + 1));
+  const listed = details.frameId === 0 ? warnedAbout(details.url) : null;
+  if (listed === null || !details.transitionQualifiers.includes("server_redirect")) return;
+  const start = navigationStart.get(details.tabId);
+  if (start !== undefined && cacheKey(start) === cacheKey(listed)) void sentThere(details.tabId, listed);
 });
 
 /**
@@ -463,6 +506,7 @@ const leaving = new Map();
 const cleared = new Map();
 chrome.tabs.onRemoved.addListener((tabId) => {
   cleared.delete(tabId);
+  navigationStart.delete(tabId);
   leaving.delete(tabId);
 });
 
@@ -483,7 +527,10 @@ function onNavigation(details) {
 // has decided it before that where it holds requests), and again when it commits: a page
 // that was fetched before the answer came, or shown from the back/forward cache without a
 // request, is replaced as soon as it is shown.
-if (!blocking) chrome.webNavigation.onBeforeNavigate.addListener(onNavigation);
+chrome.webNavigation.onBeforeNavigate.addListener((details) => {
+  if (details.frameId === 0) navigationStart.set(details.tabId, details.url);
+  void holds.then((held) => held || onNavigation(details));
+});
 chrome.webNavigation.onCommitted.addListener(onNavigation);
 
 // -- events --------------------------------------------------------------------------------------
@@ -608,7 +655,7 @@ async function handle(message, ownPage, sender) {
         recent: (await stored("recent")) ?? [],
         passes: Object.keys((await stored("passes")) ?? {}).length,
         delivery: (await stored("delivery")) ?? null,
-        blocking,
+        blocking: await holds,
       };
     }
     default:
@@ -618,12 +665,12 @@ async function handle(message, ownPage, sender) {
 
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (sender.id !== chrome.runtime.id) return false;
-  // The warning page is web-accessible (the browser's redirect rules need it so), so any site
-  // can frame it: framed, it is a web page's tool (hidden frames writing fake warnings, a
-  // transparent frame under a decoy button), and it is answered as a web page would be.
-  const framed =
-    typeof sender.url === "string" && sender.url.startsWith(WARNING_URL) && sender.frameId !== 0;
-  const ownPage = !framed && typeof sender.url === "string" && sender.url.startsWith(`${OWN_ORIGIN}/`);
+  // The warning page is web-accessible (the browser's redirects need it so), at an address no
+  // page knows; should one frame it still, it is a web page's tool (hidden frames writing fake
+  // warnings, a transparent frame under a decoy button), and answered as a web page would be.
+  const url = typeof sender.url === "string" ? sender.url : "";
+  const framed = sender.frameId !== 0 && /^[a-z-]+:\/\/[^/]+\/warning\.html(?:[#?]|$)/.test(url);
+  const ownPage = !framed && url.startsWith(`${OWN_ORIGIN}/`);
   handle(message, ownPage, sender).then(sendResponse, (error) => sendResponse({ error: describe(error) }));
   return true;
 });

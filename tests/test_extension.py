@@ -188,6 +188,12 @@ class Browser:
     def origin(self) -> str:
         return f"chrome-extension://{self.extension_id}"
 
+    @property
+    def leaked_warning(self) -> str:
+        """The warning page's dynamic address in this session, as if a web page had learnt it."""
+        url: str = self.worker.evaluate("chrome.runtime.getURL('warning.html')")
+        return url
+
     def storage(self, key: str) -> Any:
         return self.worker.evaluate(f"async () => (await chrome.storage.local.get({key!r}))[{key!r}]")
 
@@ -584,17 +590,36 @@ def test_an_address_only_the_proxy_recognizes_is_caught_on_navigation(browser: B
     shown.close()
 
 
+FRAME_IT = (
+    "src => { const f = document.createElement('iframe'); f.id = 'w'; f.style.opacity = '0';"
+    " f.src = src; document.body.append(f); }"
+)
+
+
+def test_a_web_page_cannot_load_the_warning_page_at_its_address(browser: Browser) -> None:
+    """Loadable from the web only at the session's dynamic address, which only the extension hands out."""
+    page = browser.page()
+    page.goto(f"{browser.pages}/start")
+    fixed = f"{browser.origin}/warning.html#http://paste.example/raw/salaries"
+    page.evaluate(FRAME_IT, fixed)
+    with browser.context.expect_page() as opened:
+        page.evaluate("u => window.open(u)", fixed)
+    time.sleep(1)
+    assert not [f.url for f in page.frames if f.url.startswith("chrome-extension:")]
+    assert not opened.value.url.startswith("chrome-extension:"), opened.value.url
+    assert browser.worker.evaluate("chrome.runtime.getURL('warning.html')") != f"{browser.origin}/warning.html"
+    opened.value.close()
+    page.close()
+
+
 def test_a_web_page_that_frames_the_warning_page_gets_nothing_from_it(browser: Browser) -> None:
-    """Hidden frames writing fake warnings, a transparent frame under a decoy: neither works."""
+    """Were its dynamic address to leak: hidden frames writing fake warnings, a transparent frame under
+    a decoy: neither works."""
     page = browser.page()
     page.goto(f"{browser.pages}/start")
     before = len(extension_events(browser.proxy, "warning"))
     url = "http://paste.example/raw/salaries"  # a warn entry no other test proceeds past
-    page.evaluate(
-        "src => { const f = document.createElement('iframe'); f.id = 'w'; f.style.opacity = '0';"
-        " f.src = src; document.body.append(f); }",
-        f"{browser.origin}/warning.html#{url}",
-    )
+    page.evaluate(FRAME_IT, f"{browser.leaked_warning}#{url}")
     framed = page.frame_locator("#w")
     framed.locator("#title").wait_for(timeout=5000)
     wait_until(
@@ -602,7 +627,7 @@ def test_a_web_page_that_frames_the_warning_page_gets_nothing_from_it(browser: B
     )
     assert framed.locator("#proceed").is_hidden()
     # Whatever the framed page itself might send, the service worker answers it as a web page.
-    frame = next(f for f in page.frames if f.url.startswith(browser.origin))
+    frame = next(f for f in page.frames if f.url.startswith("chrome-extension:"))
     for message in ({"type": "proceed", "url": url}, {"type": "shown", "url": url}):
         answer = frame.evaluate("m => chrome.runtime.sendMessage(m)", message)
         assert "not accepted from a web page" in answer["error"], answer
@@ -926,14 +951,14 @@ def test_go_back_leaves_a_listed_page_that_was_already_shown(browser: Browser) -
 
 
 def test_a_warning_page_a_web_page_opens_records_nothing(browser: Browser) -> None:
-    """Opened top-level by a page (it is web-accessible), it shows a person the warning but writes
-    nothing into IT's log; a display the extension made does."""
+    """Opened top-level by a page (were its dynamic address to leak), it shows a person the warning but
+    writes nothing into IT's log; a display the extension made does."""
     before = len(extension_events(browser.proxy, "warning"))
     page = browser.page()
     page.goto(f"{browser.pages}/start")
     with browser.context.expect_page() as opened:
         page.evaluate(
-            "u => window.open(u)", f"{browser.origin}/warning.html#http://paste.example/raw/salaries?opened=by-page"
+            "u => window.open(u)", f"{browser.leaked_warning}#http://paste.example/raw/salaries?opened=by-page"
         )
     forged = opened.value
     forged.wait_for_selector("main[data-state='warn']")
