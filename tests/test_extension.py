@@ -607,7 +607,7 @@ def test_a_web_page_cannot_load_the_warning_page_at_its_address(browser: Browser
     time.sleep(1)
     assert not [f.url for f in page.frames if f.url.startswith("chrome-extension:")]
     assert not opened.value.url.startswith("chrome-extension:"), opened.value.url
-    assert browser.worker.evaluate("chrome.runtime.getURL('warning.html')") != f"{browser.origin}/warning.html"
+    assert browser.leaked_warning != f"{browser.origin}/warning.html"
     opened.value.close()
     page.close()
 
@@ -958,7 +958,8 @@ def test_a_warning_page_a_web_page_opens_records_nothing(browser: Browser) -> No
     page.goto(f"{browser.pages}/start")
     with browser.context.expect_page() as opened:
         page.evaluate(
-            "u => window.open(u)", f"{browser.leaked_warning}#http://paste.example/raw/salaries?opened=by-page"
+            "u => window.open(u)",
+            f"{browser.leaked_warning}#http://paste.example/raw/salaries?opened=by-page",
         )
     forged = opened.value
     forged.wait_for_selector("main[data-state='warn']")
