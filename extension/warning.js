@@ -99,7 +99,13 @@ async function show() {
   element("entry").textContent = result.entry ?? "an entry whose address is not published (hashed)";
   element("list").textContent = result.list ?? "not known here";
   element("facts").hidden = false;
-  if (result.offline) {
+  if (result.error) {
+    // The proxy refused this one address (its own error, not an outage): decided here instead.
+    element("note").textContent =
+      `The linkwarn proxy refused to check this address (${result.error.code}: ${result.error.message}), ` +
+      "so this is what the extension decided from the lists it holds.";
+    element("note").hidden = false;
+  } else if (result.offline) {
     element("note").textContent =
       "The linkwarn proxy could not be reached, so this is what the extension already knew about the address.";
     element("note").hidden = false;

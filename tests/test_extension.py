@@ -1017,6 +1017,31 @@ def test_the_warning_page_has_no_empty_label_and_shows_keyboard_focus(browser: B
     page.close()
 
 
+REFUSED_ANSWER = """
+// The service worker's answer for an address the proxy refused (lib/api.js checkEach gives the
+// refusal to that URL alone, and the worker decides it from its lists): no address a browser
+// navigates to is refused by this proxy, so the answer is stood in for, before the page's script runs.
+chrome.runtime.sendMessage = async (message) => message.type !== "verdict" ? { ok: true } : {
+  opens: false,
+  result: { url: message.url, listed: true, action: "block", reason: "Listed (unconfirmed)", entry: null,
+            list: null, may_proceed: false, offline: true,
+            error: { code: "invalid_url", message: "the host is not valid" } },
+};
+"""
+
+
+def test_the_warning_page_names_a_refusal_by_the_proxy(browser: Browser) -> None:
+    page = browser.page()
+    page.add_init_script(REFUSED_ANSWER)
+    page.goto(f"{browser.origin}/warning.html#http://refused.example/x")
+    page.wait_for_selector("main[data-state='block']")
+    assert page.locator("#note").inner_text() == (
+        "The linkwarn proxy refused to check this address (invalid_url: the host is not valid), "
+        "so this is what the extension decided from the lists it holds."
+    )
+    page.close()
+
+
 def test_a_pass_ends_at_its_time(browser: Browser, tmp_path: Path) -> None:
     """A proxy whose proceed time is 4 s: the browser's pass (its own rule) ends then, not a minute later."""
     plain, secure = free_port(), free_port()
