@@ -33,7 +33,7 @@ import * as vault from "./lib/vault.js";
 // session (manifest: use_dynamic_url), that this worker alone hands out (its rules and
 // redirects): no page can open or frame it. Once shown, it has the extension's fixed address.
 const WARNING_URL = chrome.runtime.getURL("warning.html");
-const OWN_ORIGIN = new URL(chrome.runtime.getURL("popup.html")).origin;
+const OWN_ORIGIN = new URL(chrome.runtime.getURL("popup.html")).origin; // a page with no dynamic address: the fixed origin
 const SHOWN_WARNING = `${OWN_ORIGIN}/warning.html`;
 
 /** The listed address a top-level warning page shows, or null for any other page. @param {string} url */
@@ -46,7 +46,8 @@ const RECENT_MAX = 20;
 const CHECK_MAX = 2000; // URLs per content-script message
 
 const verdicts = /** @type {TtlCache<CheckResult>} */ (new TtlCache(20000, 5 * 60 * 1000));
-const lookup = new BatchLookup(askProxy, verdicts);
+// A refusal is the answer about one request, not about the address: never cached.
+const lookup = new BatchLookup(askProxy, verdicts, 500, (result) => !result.error);
 /** @type {Promise<{client: ApiClient, settings: import("./lib/settings.js").Settings, locked: string[], problems: string[]}> | null} */
 let current = null;
 /** @type {EntryIndex | null} */
@@ -82,12 +83,14 @@ function configuration() {
 async function readPolicy() {
   /** @type {Record<string, unknown>} */
   let values = {};
+  const before = await stored("policy");
   try {
     values = await chrome.storage.managed.get(null);
   } catch {
-    // no managed storage here (some browsers, unpacked builds): the options page decides
+    // No managed storage here (some browsers, unpacked builds): the options page decides. A read
+    // that fails after a policy was read is no reason to drop IT's settings: they stay.
+    if (before !== undefined) return before;
   }
-  const before = await stored("policy");
   if (JSON.stringify(before) !== JSON.stringify(values)) {
     await chrome.storage.local.set({ policy: values });
     if (before !== undefined) forget();
@@ -274,21 +277,46 @@ async function syncRules() {
   const sameMode = saved?.mode === settings.mode;
   const answer = await client.rules(sameMode ? saved?.etag : undefined);
   const entries = answer.status === 304 ? saved.entries : answer.body.entries;
-  const { built, rules } = await applyRules(entries, settings.mode);
-  const record = {
-    entries,
-    etag: answer.status === 304 ? saved.etag : answer.etag,
-    mode: settings.mode,
-    covered: settings.mode === "warn" ? [...built.covered] : [],
-    uncovered: built.uncovered.length,
-    truncated: answer.status === 304 ? saved.truncated : answer.body.truncated,
-    rules: rules.length,
-    warningUrl: WARNING_URL,
-    syncedAt: Date.now(),
-  };
-  await chrome.storage.local.set({ rules: record });
-  known = gate.known = new EntryIndex(entries);
-  covered = new Set(record.covered);
+  await inTurn(async () => {
+    const { built, rules } = await applyRules(entries, settings.mode);
+    const record = {
+      entries,
+      etag: answer.status === 304 ? saved.etag : answer.etag,
+      mode: settings.mode,
+      covered: settings.mode === "warn" ? [...built.covered] : [],
+      uncovered: built.uncovered.length,
+      truncated: answer.status === 304 ? saved.truncated : answer.body.truncated,
+      rules: rules.length,
+      warningUrl: WARNING_URL,
+      syncedAt: Date.now(),
+    };
+    await chrome.storage.local.set({ rules: record });
+    known = gate.known = new EntryIndex(entries);
+    covered = new Set(record.covered);
+    if (record.etag !== saved?.etag || record.mode !== saved?.mode) listsChanged();
+  });
+}
+
+/** @type {Promise<unknown>} the change of the browser's rules under way: one after the other */
+let rulesChanging = Promise.resolve();
+
+/**
+ * Run *change* once the one before it has ended: two writers of the rules at once would
+ * both read the same rule ids and collide, or write an older record over a newer one.
+ * @template T
+ * @param {() => Promise<T>} change
+ * @returns {Promise<T>}
+ */
+function inTurn(change) {
+  const next = rulesChanging.then(change);
+  rulesChanging = next.catch(() => undefined);
+  return next;
+}
+
+/** What the lists said before has changed: verdicts kept from then no longer hold. */
+function listsChanged() {
+  verdicts.clear();
+  gate.forget();
 }
 
 /**
@@ -310,11 +338,13 @@ async function applyRules(entries, mode) {
  * The rules kept from the last session redirect to that session's address of the warning
  * page, which is gone: point them at this one before anything else, proxy or not.
  */
-async function repointRules() {
-  const saved = await stored("rules");
-  if (!saved || saved.warningUrl === WARNING_URL) return;
-  await applyRules(saved.entries, saved.mode);
-  await chrome.storage.local.set({ rules: { ...saved, warningUrl: WARNING_URL } });
+function repointRules() {
+  return inTurn(async () => {
+    const saved = await stored("rules");
+    if (!saved || saved.warningUrl === WARNING_URL) return;
+    await applyRules(saved.entries, saved.mode);
+    await chrome.storage.local.set({ rules: { ...saved, warningUrl: WARNING_URL } });
+  });
 }
 
 /**
@@ -328,7 +358,9 @@ function endPassAt(expires) {
 }
 
 async function prune() {
-  const { live, expiredRuleIds } = prunePasses((await stored("passes")) ?? {});
+  const passes = (await stored("passes")) ?? {};
+  const { live, expiredRuleIds } = prunePasses(passes);
+  if (Object.keys(live).length !== Object.keys(passes).length) gate.forget(); // a pass ended
   if (expiredRuleIds.length) await chrome.declarativeNetRequest.updateSessionRules({ removeRuleIds: expiredRuleIds });
   await chrome.storage.local.set({ passes: live });
   gate.passes = live;
@@ -356,12 +388,14 @@ async function refresh() {
  */
 async function syncMirror(client) {
   await mirrored;
+  const before = mirror.saved.prefixesEtag;
   try {
     await mirror.sync({ psl: (etag) => client.psl(etag), prefixes: (etag) => client.prefixes(etag) });
   } catch (error) {
     if (error instanceof ApiError && (error.code === "unreachable" || error.code === "timeout")) throw error;
     mirror.problem = `the proxy did not send its lists (${describe(error)}). The last good lists are kept.`;
   }
+  if (mirror.saved.prefixesEtag !== before) listsChanged();
   if (mirror.problem) console.warn("linkwarn:", mirror.problem);
 }
 
@@ -385,33 +419,42 @@ chrome.alarms.onAlarm.addListener((alarm) => {
  * @type {boolean | null}
  */
 let holding = null;
-const holds = chrome.permissions.contains({ permissions: ["webRequestBlocking"] }).then(
+const holds = (
+  registerGate() ? chrome.permissions.contains({ permissions: ["webRequestBlocking"] }) : Promise.resolve(false)
+).then(
   (granted) => (holding = granted),
   () => (holding = false),
 );
-try {
-  chrome.webRequest.onBeforeRequest.addListener(
-    (details) => {
-      if (holding === false) return undefined;
-      const answer = gate.decide(details.url);
-      if (answer && details.tabId >= 0) void sentThere(details.tabId, details.url);
-      return answer;
-    },
-    { urls: ["http://*/*", "https://*/*"], types: ["main_frame"] },
-    ["blocking"],
-  );
-} catch (error) {
-  holding = false; // a browser that refuses the listener outright
-  console.warn("linkwarn: navigations cannot be held here:", describe(error));
+function registerGate() {
+  try {
+    chrome.webRequest.onBeforeRequest.addListener(
+      (details) => {
+        if (holding === false) return undefined;
+        const answer = gate.decide(details.url, details.method);
+        // A form sent where only the proxy can say is cancelled, not turned into a GET; asked now,
+        // it goes at once when sent again.
+        if (answer && "cancel" in answer) check([details.url]).catch(() => undefined);
+        return answer;
+      },
+      { urls: ["http://*/*", "https://*/*"], types: ["main_frame"] },
+      ["blocking"],
+    );
+    return true;
+  } catch (error) {
+    console.warn("linkwarn: navigations cannot be held here:", describe(error));
+    return false; // a browser that refuses the listener outright
+  }
 }
 /** What the gate decides with, read back when the worker starts. */
-const started = Promise.all([
+const started = Promise.allSettled([
   repointRules(),
   configuration(),
   knownEntries(),
   stored("passes").then((passes) => (gate.passes ??= passes ?? {})),
   mirrored.then(() => (gate.restored = true)),
-]);
+]).then((outcomes) => {
+  for (const outcome of outcomes) if (outcome.status === "rejected") console.error("linkwarn: at start:", outcome.reason);
+});
 // A stopped worker cannot decide at once when it wakes: every address then goes through the
 // warning page (which asks, and goes on). Extension calls keep a running worker from stopping.
 void holds.then((held) => held && setInterval(() => void chrome.runtime.getPlatformInfo(), 25_000));
@@ -448,34 +491,36 @@ async function guardNavigation(tabId, url) {
  * @param {string} url
  */
 async function sentThere(tabId, url) {
-  const sent = /** @type {Record<number, string>} */ ((await chrome.storage.session.get("sent")).sent ?? {});
-  sent[tabId] = cacheKey(url);
-  await chrome.storage.session.set({ sent });
+  await chrome.storage.session.set({ [`sent:${tabId}`]: cacheKey(url) }); // one key per tab: no lost update
 }
 
 /** Whether the extension sent *tabId* to the warning page for *url*; asked once. @param {number} tabId @param {string} url */
 async function wasSent(tabId, url) {
-  const sent = /** @type {Record<number, string>} */ ((await chrome.storage.session.get("sent")).sent ?? {});
-  const ours = sent[tabId] === cacheKey(url);
-  if (ours) {
-    delete sent[tabId];
-    await chrome.storage.session.set({ sent });
-  }
+  const key = `sent:${tabId}`;
+  const ours = (await chrome.storage.session.get(key))[key] === cacheKey(url);
+  if (ours) await chrome.storage.session.remove(key);
   return ours;
 }
 
-/** @type {Map<number, string>} where each tab's last top-level navigation started */
-const navigationStart = new Map();
+/** @type {Map<number, string>} each tab's last top-level request to a web address */
+const lastRequest = new Map();
 
-// The browser's own rules redirect a listed navigation to the warning page: that commit is a
-// server redirect to it, of a navigation that started at the listed address itself. (Loading the
-// warning page at its dynamic address is a redirect too, but one that started there.)
-chrome.webNavigation.onCommitted.addListener((details) => {
-  const listed = details.frameId === 0 ? warnedAbout(details.url) : null;
-  if (listed === null || !details.transitionQualifiers.includes("server_redirect")) return;
-  const start = navigationStart.get(details.tabId);
-  if (start !== undefined && cacheKey(start) === cacheKey(listed)) void sentThere(details.tabId, listed);
-});
+// The browser's own rules and the gate redirect a listed navigation to the warning page: its
+// request follows, in the same tab, the request of that very address. (A page that loads the
+// warning page itself makes no such request first. The browser reports the rules' redirect
+// itself only when the navigation did not reach the address through a site's redirect.)
+chrome.webRequest.onBeforeRequest.addListener(
+  (details) => {
+    const listed = details.tabId >= 0 ? warnedAbout(details.url) : null;
+    if (listed === null) {
+      if (details.tabId >= 0 && /^https?:/.test(details.url)) lastRequest.set(details.tabId, details.url);
+    } else if (cacheKey(lastRequest.get(details.tabId) ?? "") === cacheKey(listed)) {
+      void sentThere(details.tabId, listed);
+    }
+    return undefined;
+  },
+  { urls: ["<all_urls>"], types: ["main_frame"] },
+);
 
 /**
  * Go back from the warning page, past the listed page: to the last page the tab showed
@@ -506,7 +551,8 @@ const leaving = new Map();
 const cleared = new Map();
 chrome.tabs.onRemoved.addListener((tabId) => {
   cleared.delete(tabId);
-  navigationStart.delete(tabId);
+  lastRequest.delete(tabId);
+  void chrome.storage.session.remove(`sent:${tabId}`);
   leaving.delete(tabId);
 });
 
@@ -528,7 +574,6 @@ function onNavigation(details) {
 // that was fetched before the answer came, or shown from the back/forward cache without a
 // request, is replaced as soon as it is shown.
 chrome.webNavigation.onBeforeNavigate.addListener((details) => {
-  if (details.frameId === 0) navigationStart.set(details.tabId, details.url);
   void holds.then((held) => held || onNavigation(details));
 });
 chrome.webNavigation.onCommitted.addListener(onNavigation);
@@ -656,6 +701,7 @@ async function handle(message, ownPage, sender) {
         passes: Object.keys((await stored("passes")) ?? {}).length,
         delivery: (await stored("delivery")) ?? null,
         blocking: await holds,
+        held: gate.held,
       };
     }
     default:

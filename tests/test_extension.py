@@ -133,6 +133,12 @@ class _PageHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         host = self.headers.get("host", "").split(":")[0]
+        if parts.path == "/redirect":  # a link shortener: a 302 to its ?to=
+            self.send_response(302)
+            self.send_header("location", query["to"][0])
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         if host == "127.0.0.1" and parts.path == "/links":
             body = _links_page([*LISTED, *NOT_MARKED])
         elif host == "127.0.0.1" and parts.path == "/dynamic":
@@ -553,6 +559,16 @@ def test_navigating_to_a_warn_entry_shows_the_warning_page_and_proceed_works(bro
     assert page.locator("#where").inner_text() == "www.leak.example/other"
     page.goto("http://paste.example/raw/salaries", wait_until="commit")
     _warning(page, browser, "http://paste.example/raw/salaries")
+    page.close()
+
+
+def test_a_redirect_to_a_listed_address_is_warned_and_recorded(browser: Browser) -> None:
+    """A link shortener's 302 to an address the browser's rules hold: the display is the extension's."""
+    before = len(extension_events(browser.proxy, "block"))
+    page = browser.page()
+    _open(page, "http://short.example/redirect?to=https://mirror.test/films/via-short")
+    _warning(page, browser, "https://mirror.test/films/via-short")
+    wait_until(lambda: len(extension_events(browser.proxy, "block")) > before, "the block recorded")
     page.close()
 
 

@@ -71,11 +71,13 @@ export class BatchLookup {
    * @param {(urls: string[]) => Promise<T[]>} fetchBatch  one result per URL, in order
    * @param {TtlCache<T>} cache
    * @param {number} [batchSize]
+   * @param {(result: T) => boolean} [keep]  whether a result may be cached (a refusal is not an answer)
    */
-  constructor(fetchBatch, cache, batchSize = 500) {
+  constructor(fetchBatch, cache, batchSize = 500, keep = () => true) {
     this.fetchBatch = fetchBatch;
     this.cache = cache;
     this.batchSize = batchSize;
+    this.keep = keep;
     /** @type {Map<string, Promise<T>>} */
     this.inFlight = new Map();
   }
@@ -109,7 +111,7 @@ export class BatchLookup {
         waiting.set(key, one);
       });
       request
-        .then((results) => chunk.forEach((key, i) => this.cache.set(key, results[i])))
+        .then((results) => chunk.forEach((key, i) => this.keep(results[i]) && this.cache.set(key, results[i])))
         .catch(() => {})
         .finally(() => chunk.forEach((key) => this.inFlight.delete(key)));
     }

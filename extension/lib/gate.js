@@ -4,14 +4,19 @@
  *
  * Where the extension is installed by policy, Chromium lets it hold a request in
  * a blocking `webRequest.onBeforeRequest` listener, which must answer at once:
- * so `NavigationGate.decide` is synchronous, over what the service worker
+ * so `NavigationGate` decides synchronously, over what the service worker
  * already holds (the proxy's key prefixes and suffix list, the plaintext
- * entries, the passes, verdicts already asked). An address it can clear is let
- * through; one a known entry lists, or one only the proxy can decide (a prefix
- * hit no plaintext entry explains: a hashed entry, an audit entry), or any
- * address while the worker has not yet read its lists back after a restart, is
- * sent to the warning page instead, which asks and either warns or goes on to
- * the address (`opens`). Nothing of it has been fetched.
+ * entries, the passes, verdicts already asked). `verdict` says:
+ *
+ * - "go": no entry lists the address, or it may be opened (allow, audit, a pass);
+ * - "stop": a known entry lists it (block, or warn without a pass);
+ * - "ask": only the proxy can say (a prefix hit no plaintext entry explains: a
+ *   hashed entry, an audit entry; an address canonicalization cannot read here),
+ *   or the worker has not yet read its lists back after it was started.
+ *
+ * A navigation is let through on "go" and sent to the warning page otherwise
+ * (`decide`), which asks and either warns or goes on to the address (`opens`).
+ * Nothing of it has been fetched.
  */
 
 import { TtlCache, cacheKey } from "./cache.js";
@@ -19,11 +24,11 @@ import { decideKnown } from "./matcher.js";
 import { hasPass } from "./passes.js";
 
 /** @typedef {import("./api.js").CheckResult} CheckResult */
-/** @typedef {import("./rules.js").RuleEntry} RuleEntry */
 /** @typedef {import("./rules.js").EntryIndex} EntryIndex */
 /** @typedef {import("./passes.js").Pass} Pass */
 /** @typedef {import("./matcher.js").Matcher} Matcher */
 /** @typedef {import("./cache.js").TtlCache<CheckResult>} VerdictCache */
+/** @typedef {"go" | "stop" | "ask"} Verdict */
 
 /**
  * Whether a verdict lets the navigation through: not a block or warn listing,
@@ -49,7 +54,8 @@ export class NavigationGate {
     this.warningUrl = warningUrl;
     this.verdicts = verdicts;
     this.lists = lists;
-    /** Addresses the warning page was told to go on to (`opens`): let through, so the two can never disagree in a loop. */
+    /** Addresses the warning page was told to go on to (`opens`), let through for a while:
+     * a safety net, so that the page and the gate cannot send a tab back and forth. */
     this.cleared = new TtlCache(1000, 30_000);
     /** @type {string | null} the settings' mode; null until read */
     this.mode = null;
@@ -59,6 +65,8 @@ export class NavigationGate {
     this.known = null;
     /** Whether the prefixes were read back (`lists.matcher` stays null when none ever arrived). */
     this.restored = false;
+    /** Navigations sent to the warning page since the worker started (the popup shows it). */
+    this.held = 0;
   }
 
   /** Whether everything a decision takes has been read since the worker started. */
@@ -66,41 +74,67 @@ export class NavigationGate {
     return this.mode !== null && this.passes !== null && this.known !== null && this.restored;
   }
 
+  /** Lists or passes changed: what was decided before may no longer hold. */
+  forget() {
+    this.cleared.clear();
+  }
+
   /**
-   * The answer for a blocking `onBeforeRequest` listener: undefined lets the request go,
-   * a redirect sends the tab to the warning page before anything is fetched.
+   * The answer for a blocking `onBeforeRequest` listener on top-level requests: undefined lets
+   * the request go, a redirect sends the tab to the warning page before anything is fetched.
+   * A decision that fails is a stop, never a pass. A form sent (any method but GET) where only
+   * the proxy can say is cancelled: the warning page could only go on with a GET, without it.
+   * @param {string} url
+   * @param {string} [method]
+   * @param {number} [now]
+   * @returns {{redirectUrl: string} | {cancel: true} | undefined}
+   */
+  decide(url, method = "GET", now = Date.now()) {
+    let verdict;
+    try {
+      verdict = this.verdict(url, now);
+    } catch (error) {
+      console.error("linkwarn: a navigation could not be decided:", error);
+      verdict = "ask";
+    }
+    if (verdict === "go") return undefined;
+    this.held++;
+    if (verdict === "ask" && method !== "GET" && method !== "HEAD") return { cancel: true };
+    return { redirectUrl: `${this.warningUrl}#${url}` };
+  }
+
+  /**
    * @param {string} url
    * @param {number} [now]
-   * @returns {{redirectUrl: string} | undefined}
+   * @returns {Verdict}
    */
-  decide(url, now = Date.now()) {
-    const stop = { redirectUrl: `${this.warningUrl}#${url}` };
-    if (!this.ready) return stop; // the warning page asks, and goes on if the address is clear
+  verdict(url, now = Date.now()) {
+    if (this.mode !== null && this.mode !== "warn") return "go";
+    if (!this.ready) return "ask"; // the warning page asks, and goes on if the address is clear
     const passes = /** @type {Record<string, Pass>} */ (this.passes);
-    const mode = /** @type {string} */ (this.mode);
-    if (mode !== "warn") return undefined;
     const key = cacheKey(url);
-    if (this.cleared.get(key)) return undefined;
+    if (this.cleared.get(key)) return "go";
     const asked = this.verdicts.get(key);
-    if (asked) return opens(asked, passes, mode, now) ? undefined : stop;
+    if (asked && !asked.error) return opens(asked, passes, "warn", now) ? "go" : "stop";
     const known = /** @type {EntryIndex} */ (this.known);
     const matcher = this.lists.matcher;
     if (!matcher) {
       // No prefixes ever arrived (the popup says NOT PROTECTING): the plaintext entries only.
       const entry = known.match(url, now);
-      return entry && (entry.action === "block" || (entry.action === "warn" && !this.#passed(entry.expression, now))) ? stop : undefined;
+      if (!entry || entry.action === "allow" || entry.action === "audit") return "go";
+      return entry.action === "warn" && this.#passed(entry.expression, now) ? "go" : "stop";
     }
     const found = matcher.lookupNow(key);
-    if (found.kind === "unlisted" || found.kind === "invalid") return undefined;
-    if (found.kind === "ask") return stop;
+    if (found.kind === "unlisted" || found.kind === "invalid") return "go";
+    if (found.kind === "ask") return "ask";
     const { winner, unexplained } = decideKnown(found, known.byExpression, now);
-    if (unexplained) return stop; // only the proxy knows which entry that key is
-    if (!winner || winner.action === "allow" || winner.action === "audit") return undefined;
+    if (unexplained) return "ask"; // only the proxy knows which entry that key is
+    if (!winner || winner.action === "allow" || winner.action === "audit") return "go";
     if (winner.action === "warn") {
       const hit = found.hits.find((h) => h.expression === winner.expression);
-      if (hit && hasPass(passes, hit.key, now)) return undefined;
+      if (hit && hasPass(passes, hit.key, now)) return "go";
     }
-    return stop;
+    return "stop";
   }
 
   /**

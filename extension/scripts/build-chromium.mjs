@@ -10,7 +10,7 @@
 // the extension's id. The CRX is signed by Chromium itself (`--pack-extension`).
 import { execFileSync } from "node:child_process";
 import { createHash, createPublicKey, generateKeyPairSync } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -59,14 +59,18 @@ export function build({ key, baseUrl, out, chromium }) {
   try {
     const staged = stage(join(work, "linkwarn"));
     const root = typeof process.getuid === "function" && process.getuid() === 0;
-    execFileSync(chromium, [...(root ? ["--no-sandbox"] : []), "--headless", `--pack-extension=${staged}`, `--pack-extension-key=${resolve(key)}`], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    // A profile of its own: with the user's browser open, the command would be handed to it.
+    const profile = join(work, "profile");
+    execFileSync(
+      chromium,
+      [...(root ? ["--no-sandbox"] : []), "--headless", `--user-data-dir=${profile}`, `--pack-extension=${staged}`, `--pack-extension-key=${resolve(key)}`],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     const packed = join(work, "linkwarn.crx");
     if (!existsSync(packed)) throw new Error(`${chromium} --pack-extension wrote no ${packed}`);
     mkdirSync(out, { recursive: true });
     const crx = join(out, "linkwarn.crx");
-    renameSync(packed, crx);
+    copyFileSync(packed, crx); // not a rename: the temporary directory may be another file system
     chmodSync(crx, 0o644); // Chromium writes it private; it is served to every browser
     const version = JSON.parse(readFileSync(join(SOURCE, "manifest.json"), "utf8")).version;
     const updates = join(out, "updates.xml");

@@ -53,6 +53,21 @@ test("a failed batch reaches every caller and is not cached", async () => {
   assert.equal((await lookup.lookup(["http://a.test/"])).get("http://a.test/"), "ok");
 });
 
+test("a result the caller does not keep (a refusal) is answered but not cached", async () => {
+  let calls = 0;
+  const cache = new TtlCache(10, 60000);
+  const lookup = new BatchLookup(async (urls) => {
+    calls++;
+    return urls.map((u) => (u.includes("bad") ? { error: "refused" } : { error: null }));
+  }, cache, 500, (result) => !result.error);
+  const found = await lookup.lookup(["http://bad.test/", "http://good.test/"]);
+  assert.deepEqual(found.get("http://bad.test/"), { error: "refused" });
+  assert.equal(cache.get("http://bad.test/"), undefined);
+  assert.deepEqual(cache.get("http://good.test/"), { error: null });
+  await lookup.lookup(["http://bad.test/"]);
+  assert.equal(calls, 2);
+});
+
 test("passes last until they expire, and expired ones give back their rules", () => {
   const passes = { k1: { expression: "leak.test/", expires: 1000, ruleId: FIRST_PASS_RULE_ID }, k2: { expression: null, expires: 3000, ruleId: null } };
   assert.equal(hasPass(passes, "k1", 999), true);

@@ -55,8 +55,8 @@ test("a warn entry with a live pass goes; an expired pass or a block entry does 
   const gate = await readyGate();
   const key = hex(await sha256("leak.test/"));
   gate.passes = { [key]: { expression: "leak.test/", expires: 2_000, ruleId: null } };
-  assert.equal(gate.decide("http://leak.test/inbox", 1_000), undefined);
-  assert.deepEqual(gate.decide("http://leak.test/inbox", 2_000), stopped("http://leak.test/inbox"));
+  assert.equal(gate.decide("http://leak.test/inbox", "GET", 1_000), undefined);
+  assert.deepEqual(gate.decide("http://leak.test/inbox", "GET", 2_000), stopped("http://leak.test/inbox"));
   gate.passes = { [hex(await sha256("mirror.test/"))]: { expression: "mirror.test/", expires: 9e15, ruleId: null } };
   assert.deepEqual(gate.decide("http://mirror.test/"), stopped("http://mirror.test/"));
 });
@@ -76,17 +76,47 @@ test("until everything is read back after a restart, every address goes through 
   assert.equal(gate.decide("http://leak.test/inbox"), undefined);
 });
 
+test("a refusal by the proxy is not an answer: the address is still held", async () => {
+  const gate = await readyGate();
+  const refused = { url: "http://mirror.test/x", listed: false, action: null, entry_key: null, error: { code: "invalid_url", message: "no" } };
+  gate.verdicts.set("http://mirror.test/x", /** @type {any} */ (refused));
+  assert.deepEqual(gate.decide("http://mirror.test/x"), stopped("http://mirror.test/x"));
+});
+
+test("what canonicalization cannot read here, and a decision that fails, are held; an invalid address goes", async () => {
+  const gate = await readyGate();
+  assert.equal(gate.verdict("http://\u05d0\u05d1.test/"), "ask"); // right-to-left: the proxy decides
+  assert.deepEqual(gate.decide("http://\u05d0\u05d1.test/"), stopped("http://\u05d0\u05d1.test/"));
+  assert.equal(gate.verdict("javascript:alert(1)"), "go");
+  const broken = await readyGate();
+  broken.lists = { get matcher() { throw new Error("boom"); } };
+  assert.deepEqual(broken.decide("http://clean.test/"), stopped("http://clean.test/"));
+});
+
+test("a form sent where only the proxy can say is cancelled, not turned into a GET; a listed one is warned", async () => {
+  const gate = await readyGate();
+  assert.deepEqual(gate.decide("http://secret.test/dump/upload", "POST"), { cancel: true });
+  assert.deepEqual(gate.decide("http://mirror.test/upload", "POST"), stopped("http://mirror.test/upload"));
+  assert.equal(gate.decide("http://clean.test/form", "POST"), undefined);
+  assert.equal(gate.held, 2);
+});
+
 test("an address the warning page was told to go on to is let through (the two cannot loop)", async () => {
   const gate = await readyGate();
   gate.cleared.set("http://secret.test/dump/file.zip", true);
   assert.equal(gate.decide("http://secret.test/dump/file.zip#top"), undefined);
+  gate.forget(); // the lists changed
+  assert.deepEqual(gate.decide("http://secret.test/dump/file.zip"), stopped("http://secret.test/dump/file.zip"));
   assert.deepEqual(gate.decide("http://secret.test/dump/other.zip"), stopped("http://secret.test/dump/other.zip"));
 });
 
-test("in mark-only mode nothing is held", async () => {
+test("in mark-only mode nothing is held, even before the lists are read back", async () => {
   const gate = await readyGate();
   gate.mode = "mark";
   assert.equal(gate.decide("http://mirror.test/"), undefined);
+  const waking = new NavigationGate(WARNING, new TtlCache(10, 1000), { matcher: null });
+  waking.mode = "mark";
+  assert.equal(waking.decide("http://mirror.test/"), undefined);
 });
 
 test("opens: what the warning page goes on to", () => {
