@@ -439,6 +439,15 @@ function registerGate() {
       { urls: ["http://*/*", "https://*/*"], types: ["main_frame"] },
       ["blocking"],
     );
+    // A site's own service worker fetches what a page it controls navigates to: Chromium reports
+    // that as the worker's request, of no tab and no frame type, and neither the rules nor the
+    // listener above see it. A listed address is cancelled there (the navigation fails, and its
+    // commit is replaced by the warning page), and so is a frame of one.
+    const refuse = (/** @type {chrome.webRequest.OnBeforeRequestDetails} */ details) =>
+      holding === false ? undefined : gate.refuse(details.url);
+    const web = ["http://*/*", "https://*/*"];
+    chrome.webRequest.onBeforeRequest.addListener(refuse, { urls: web, types: ["xmlhttprequest", "other"], tabId: -1 }, ["blocking"]);
+    chrome.webRequest.onBeforeRequest.addListener(refuse, { urls: web, types: ["sub_frame", "object"] }, ["blocking"]);
     return true;
   } catch (error) {
     console.warn("linkwarn: navigations cannot be held here:", describe(error));
@@ -465,8 +474,9 @@ void holds.then((held) => held && setInterval(() => void chrome.runtime.getPlatf
  * spelled so that only the proxy's canonicalization recognizes them).
  * @param {number} tabId
  * @param {string} url
+ * @param {boolean} [rulesSeeIt]  false: the navigation's request was one the browser's rules never saw
  */
-async function guardNavigation(tabId, url) {
+async function guardNavigation(tabId, url, rulesSeeIt = true) {
   const { settings } = await configuration();
   if (settings.mode !== "warn") return;
   const result = (await check([url])).get(cacheKey(url));
@@ -477,7 +487,7 @@ async function guardNavigation(tabId, url) {
   const passes = (await stored("passes")) ?? {};
   if (result.action === "warn" && result.entry_key && hasPass(passes, result.entry_key)) return;
   await knownEntries();
-  if (result.entry && covered.has(result.entry) && ruleCatches(url, result.entry)) return;
+  if (rulesSeeIt && result.entry && covered.has(result.entry) && ruleCatches(url, result.entry)) return;
   await sentThere(tabId, url);
   await chrome.tabs.update(tabId, { url: `${WARNING_URL}#${url}` });
 }
@@ -577,6 +587,12 @@ chrome.webNavigation.onBeforeNavigate.addListener((details) => {
   void holds.then((held) => held || onNavigation(details));
 });
 chrome.webNavigation.onCommitted.addListener(onNavigation);
+// A listed page whose request was cancelled (a site's worker asked for it) ends in an error: the
+// tab is sent to the warning page instead.
+chrome.webNavigation.onErrorOccurred.addListener((details) => {
+  if (details.frameId !== 0 || !/^https?:/.test(details.url) || gate.verdict(details.url) !== "stop") return;
+  guardNavigation(details.tabId, details.url, false).catch((error) => console.error("linkwarn: navigation check failed:", error));
+});
 
 // -- events --------------------------------------------------------------------------------------
 

@@ -41,6 +41,29 @@ EXTENSION = ROOT / "extension"
 HASHED = {"hidden.example/dump/": Action.BLOCK, "hidden.example/drafts/": Action.WARN}
 
 
+PAGES = {
+    # Passes every request of the pages it controls on to the network: what a mirror's own
+    # landing page could install, so that later visits to the listed paths come through it.
+    "/sw.js": (
+        b"self.addEventListener('install', () => self.skipWaiting());"
+        b"self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));"
+        b"self.addEventListener('fetch', (e) => e.respondWith(fetch(e.request)));",
+        "text/javascript",
+    ),
+    "/sw-page": (
+        b"<!doctype html><title>landing</title><link rel=icon href='data:,'><p id=where>landing</p>"
+        b"<script>navigator.serviceWorker.register('/sw.js')</script>",
+        "text/html",
+    ),
+    "/framing": (
+        b"<!doctype html><title>framing</title><link rel=icon href='data:,'>"
+        b"<iframe src='http://files.example/dump/salaries.xlsx?via=frame'></iframe>"
+        b"<iframe src='http://files.example/other?via=frame'></iframe>",
+        "text/html",
+    ),
+}
+
+
 @dataclass
 class Site:
     """Pages for every name the browser resolves here, and the packages under /packages/."""
@@ -67,6 +90,14 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_header("location", parse_qs(urlsplit(self.path).query)["to"][0])
                 self.send_header("content-length", "0")
                 self.end_headers()
+                return
+            if path in PAGES:  # a site's own service worker, and a page that installs it
+                body, kind = PAGES[path]
+                self.send_response(200)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
                 return
             if host == "127.0.0.1" and path.startswith("/packages/"):
                 file = site.packages / path.removeprefix("/packages/")
@@ -204,7 +235,11 @@ def browser(
                     "--disable-background-networking",
                     "--disable-component-extensions-with-background-pages",
                 ],
-                args=[f"--host-resolver-rules={rules}"],
+                # A service worker needs a secure origin: these test names, served over HTTP, count as one.
+                args=[
+                    f"--host-resolver-rules={rules}",
+                    "--unsafely-treat-insecure-origin-as-secure=http://files.example",
+                ],
             )
 
         # The first start installs the package; Chromium hands a newly installed extension its policy
@@ -327,6 +362,31 @@ def test_a_redirect_to_a_listed_address_is_held_at_that_hop(browser: Browser, si
         _warning_shown(browser, page, target)
     assert [r for r in site.seen if "via-short" in r and not r.startswith("short.example")] == []
     wait_until(lambda: len(extension_events(browser.proxy, "block")) >= blocks + 2, "both recorded")
+    page.close()
+
+
+def test_a_sites_own_service_worker_cannot_fetch_a_listed_page_for_it(browser: Browser, site: Site) -> None:
+    """A worker the site installed on an unlisted page answers later navigations itself: its request for
+    a listed address is cancelled, and the tab ends on the warning page; it still fetches the rest."""
+    page = browser.context.new_page()
+    page.goto("http://files.example/sw-page")
+    wait_until(lambda: page.evaluate("navigator.serviceWorker.controller !== null"), "the site's worker")
+    page.goto("http://files.example/other?via=worker")
+    assert page.locator("#where").inner_text() == "files.example/other?via=worker"
+    url = "http://files.example/dump/salaries.xlsx?via=worker"
+    with pytest.raises(PlaywrightError, match=r"ERR_FAILED|ERR_ABORTED"):
+        page.goto(url, wait_until="commit")  # the worker's request was cancelled
+    wait_until(lambda: f"{browser.origin}/warning.html#{url}" in browser.tabs(), "the warning page")
+    assert [r for r in site.seen if "salaries.xlsx" in r] == []
+    page.close()
+
+
+def test_a_frame_of_a_listed_page_is_never_fetched(browser: Browser, site: Site) -> None:
+    page = browser.context.new_page()
+    page.goto("http://files.example/framing")
+    wait_until(lambda: "files.example/other?via=frame" in site.seen, "the unlisted frame")
+    time.sleep(0.3)
+    assert [r for r in site.seen if "salaries.xlsx" in r] == []
     page.close()
 
 

@@ -104,6 +104,23 @@ export class NavigationGate {
   }
 
   /**
+   * The answer for a frame, or for a request a site's own service worker makes for the page it
+   * answers: cancelled when a known entry lists the address; what only the proxy can decide goes
+   * (the proxy refuses it, and the page's commit is checked).
+   * @param {string} url
+   * @returns {{cancel: true} | undefined}
+   */
+  refuse(url) {
+    try {
+      if (this.verdict(url) !== "stop") return undefined;
+    } catch {
+      return undefined;
+    }
+    this.held++;
+    return { cancel: true };
+  }
+
+  /**
    * @param {string} url
    * @param {number} [now]
    * @returns {Verdict}

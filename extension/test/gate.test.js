@@ -110,6 +110,16 @@ test("an address the warning page was told to go on to is let through (the two c
   assert.deepEqual(gate.decide("http://secret.test/dump/other.zip"), stopped("http://secret.test/dump/other.zip"));
 });
 
+test("frames and a site's worker: a known listing is cancelled, what only the proxy can say goes", async () => {
+  const gate = await readyGate();
+  assert.deepEqual(gate.refuse("http://mirror.test/films/"), { cancel: true });
+  assert.equal(gate.refuse("http://secret.test/dump/file.zip"), undefined); // hashed: the proxy refuses it
+  assert.equal(gate.refuse("http://clean.test/"), undefined);
+  const broken = await readyGate();
+  broken.lists = { get matcher() { throw new Error("boom"); } };
+  assert.equal(broken.refuse("http://clean.test/"), undefined);
+});
+
 test("in mark-only mode nothing is held, even before the lists are read back", async () => {
   const gate = await readyGate();
   gate.mode = "mark";
