@@ -55,23 +55,37 @@ class HostIndex:
     markers: ShortPrefixIndex  # the first 4 bytes of each host marker a path entry needs
     unmarked: int
 
-    def reads(self, index: PrefixIndex, host: str, is_ip: bool) -> bool:
+    def reads(self, index: PrefixIndex, host: str, is_ip: bool, named: dict[str, bool] | None = None) -> bool:
         """Whether an entry could match under *host* (canonical), itself or a parent domain.
 
         A host entry (``host/``) answers by its own key in the entries' *index*;
         an entry with a path, by its host's marker. A prefix hit is not
         confirmed: at worst a connection is read that need not be. With any
-        unmarked entry, every host might be the one it lists.
+        unmarked entry, every host might be the one it lists. *named* keeps
+        each name's own answer (`names`): the parent domains of the hosts a
+        proxy sees are few, and each is looked up once.
         """
         if self.unmarked > 0:
             return True
         around = _host_and_parents(host, is_ip)
-        if around is not None and not self._any(index, around):
+        if around is not None and not self._any(index, around, named):
             return False  # most hosts: nothing under any parent, and no suffix list needed to know it
-        return self._any(index, host_expressions(host, is_ip))
+        return self._any(index, host_expressions(host, is_ip), named)
 
-    def _any(self, index: PrefixIndex, hosts: Sequence[str]) -> bool:
-        return bool(self.markers.hits(hosts)) or bool(index.hits([name + "/" for name in hosts]))
+    def names(self, index: PrefixIndex, name: str) -> bool:
+        """Whether a marker or a host entry names *name* itself (a prefix hit, unconfirmed)."""
+        return self.markers.holds(name) or index.holds(name + "/")
+
+    def _any(self, index: PrefixIndex, hosts: Sequence[str], named: dict[str, bool] | None) -> bool:
+        if named is None:
+            return bool(self.markers.hits(hosts)) or bool(index.hits([name + "/" for name in hosts]))
+        for name in hosts:
+            answer = named.get(name)
+            if answer is None:
+                answer = named[name] = self.names(index, name)
+            if answer:
+                return True
+        return False
 
 
 def _host_and_parents(host: str, is_ip: bool) -> list[str] | None:
@@ -92,9 +106,10 @@ class Checker:
         self.index = index  # None until loaded: then the store answers every lookup
         self.hosts: HostIndex | None = None  # None until loaded: then every host is read
         self._read_hosts: dict[str, bool] = {}  # reads_host's answers for the indexes in force
+        self._named: dict[str, bool] = {}  # HostIndex.names's answers, likewise
 
     def _swap(self, hosts: HostIndex, index: PrefixIndex) -> None:
-        self.hosts, self.index, self._read_hosts = hosts, index, {}
+        self.hosts, self.index, self._read_hosts, self._named = hosts, index, {}, {}
 
     async def reload(self) -> PrefixIndex:
         """Rebuild the indexes from the store and swap them in."""
@@ -137,11 +152,21 @@ class Checker:
         answer = answers.get(name)
         if answer is None:
             canonical = _canonical_host(name)
-            answer = True if canonical is None else hosts.reads(index, *canonical)
+            named = self._named
+            if len(named) >= READ_HOSTS_CACHED:
+                named.clear()
+            answer = True if canonical is None else hosts.reads(index, *canonical, named)
             if len(answers) >= READ_HOSTS_CACHED:
                 answers.clear()
             answers[name] = answer
         return answer
+
+    @property
+    def screens_hosts(self) -> bool:
+        """Whether `reads_host` can answer False at all: the indexes are loaded and every entry's
+        host is known (`HostIndex.unmarked`); else it is True for every name."""
+        hosts = self.hosts
+        return hosts is not None and self.index is not None and hosts.unmarked == 0
 
     def may_match(self, url: str) -> bool:
         """Whether an entry could match *url*; False only when none can. No I/O.

@@ -130,6 +130,15 @@ class PrefixIndex:
                 found.append((expression, digest))
         return found
 
+    def holds(self, expression: str) -> bool:
+        """Whether *expression*'s key prefix is listed: `hits` for one expression, without the key."""
+        prefixes = self._prefixes
+        (prefix,) = self._unpack(hashlib.sha256(expression.encode()).digest())
+        bucket = prefix >> self._shift
+        end = self._buckets[bucket + 1]
+        at = bisect_left(prefixes, prefix, self._buckets[bucket], end)
+        return at < end and bool(prefixes[at] == prefix)
+
 
 class ShortPrefixIndex(PrefixIndex):
     """The same, over 4-byte prefixes: for host markers, where a false hit only has a

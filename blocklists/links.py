@@ -12,20 +12,29 @@ listed one matters, so being generous here costs nothing in false warnings.
 
 Everything is linear in the body's size and bounded (`MAX_LINKS` links,
 `MAX_DEPTH` levels of nesting), so a hostile body cannot make it slow.
+
+A caller that only wants the links a list could match passes a host test
+(``host_may_match``, `Checker.reads_host`): each text is then read for its
+host names first (`link_hosts`, one cheap pass), and only a text with a host
+the test does not clear, or with a link whose host cannot be read on its own,
+is searched link by link. Most posts link to hosts no entry names, and those
+are never searched.
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from itertools import pairwise
 from urllib.parse import unquote
 
-__all__ = ["MAX_LINKS", "find_links", "is_text_type", "percent_decoded"]
+__all__ = ["MAX_LINKS", "find_links", "is_text_type", "link_hosts", "percent_decoded"]
 
 MAX_LINKS = 1000
 MAX_DEPTH = 8
@@ -56,12 +65,20 @@ _LINK = re.compile(
     )
     """
 )
-_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a "%" that is no escape, which unquote keeps
 _TRAILING = ".,;:!?)]}'\""
 _RUN = re.compile(r"[^\s\"'<>`]*")  # a run of text up to a delimiter (read backwards on reversed text)
 MAX_TOKEN = 4096  # how far back from a dot a link may start
 # Full stops that browsers read as "." in a host name (UTS #46): ideographic, fullwidth, halfwidth.
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+# For `link_hosts`: a run of the characters a plain host is made of; the host a bare link (the
+# second branch of _LINK) reads at the start of such a run (_LINK's classes, on ASCII); how far
+# a link with a scheme runs (its first branch).
+_HOST_RUN = re.compile(r"[A-Za-z0-9.-]*")
+_BARE_HOST = re.compile(r"(?:[wW][wW][wW]\.)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+_LINK_REST = re.compile(r"[^\s\"'<>`{}|^\[\]]*")
+# After a host: what ends a link there, or its host (a path, a query, a fragment).
+_ENDS_HOST = frozenset(c for c in map(chr, range(128)) if re.match(r"[\s\"'<>`{}|^\]/?#]", c))
+MAX_HOST = 255  # a longer run of host characters is searched link by link
 
 
 def _runs_around(text: str, anchor: str) -> Iterator[str]:
@@ -102,7 +119,9 @@ def _candidate_runs(text: str) -> Iterator[str]:
 def _split_link(before: str, after: str) -> str:
     """A link split across two form fields: the run of text that ends one and the run that starts
     the next, read together (a link has no delimiter in it, so nothing else can join them)."""
-    tail = _RUN.match(before[-SPLIT_WINDOW:][::-1])
+    tail = _RUN.match(before[-64:][::-1])
+    if tail and tail.end() == 64:  # a long run: read as far as the window goes
+        tail = _RUN.match(before[-SPLIT_WINDOW:][::-1])
     head = _RUN.match(after, 0, SPLIT_WINDOW)
     tail_text = before[len(before) - tail.end() :] if tail and tail.end() else ""
     head_text = head.group() if head else ""
@@ -115,6 +134,7 @@ def is_text_type(content_type: str) -> bool:
     return media.startswith(_TEXT_TYPES) or media.endswith(("+json", "+xml"))
 
 
+@functools.lru_cache(maxsize=256)
 def _charset(content_type: str) -> str:
     match = re.search(r"charset=\"?([\w.:-]+)", content_type, re.IGNORECASE)
     return match.group(1) if match else "utf-8"
@@ -206,23 +226,33 @@ def _form_fields(text: str) -> tuple[list[str], list[str]]:
     names: list[str] = []
     for field in text.split("&", MAX_FIELDS)[:MAX_FIELDS]:
         name, _, value = field.partition("=")
-        for part, into in ((value, values), (name, names)):
-            if part:
-                part = part.replace("+", " ")
-                into.append(percent_decoded(part) if "%" in part else part)
+        if value:
+            values.append(_form_decoded(value))
+        if name:
+            names.append(_form_decoded(name))
     return values, names
+
+
+def _form_decoded(part: str) -> str:
+    if "+" in part:
+        part = part.replace("+", " ")
+    return percent_decoded(part) if "%" in part else part
 
 
 def percent_decoded(text: str) -> str:
     """*text* with its percent escapes decoded as UTF-8 (invalid bytes replaced), as
     `urllib.parse.unquote` decodes it, faster for the ASCII text a form body is: there the
-    escapes are decoded in one pass by Python's own ``unicode_escape`` codec."""
+    escapes are decoded in one pass by Python's own escape codec (``codecs.escape_decode``),
+    which refuses a ``%`` that is no escape (``unquote`` keeps it: it then decodes)."""
     if "%" not in text:
         return text
-    if not text.isascii() or _LONE_PERCENT.search(text):
-        return unquote(text)
-    octets = text.replace("\\", "\\\\").replace("%", "\\x").encode("ascii").decode("unicode_escape")
-    return octets.encode("latin-1").decode("utf-8", "replace")
+    if text.isascii():
+        try:
+            octets, _ = codecs.escape_decode(text.replace("\\", "\\\\").replace("%", "\\x").encode("ascii"))
+        except ValueError:
+            return unquote(text)
+        return octets.decode("utf-8", "replace")
+    return unquote(text)
 
 
 def _unquoted(text: str) -> Iterator[str]:
@@ -238,23 +268,120 @@ def _unquoted(text: str) -> Iterator[str]:
         yield text
 
 
-def find_links(body: bytes, content_type: str) -> list[str]:
-    """The distinct links in a request body, as absolute http(s) URLs where they were bare."""
-    found: dict[str, None] = {}
+def _readings(body: bytes, content_type: str) -> list[str]:
+    """The texts the links are searched in, in order: each text of the body (`_texts`), then its
+    percent-decoded forms, and those of its HTML-unescaped form where it has entities."""
+    readings: list[str] = []
     for text in _texts(body, content_type):
-        readings = list(_unquoted(text))
-        if "&#" in text or "&amp;" in text:
+        readings.extend(_unquoted(text)) if "%" in text else readings.append(text)
+        if "&" in text and ("&#" in text or "&amp;" in text):
             readings.extend(_unquoted(html.unescape(text)))  # entities inside a field or a JSON string
-        for reading in readings:
-            if not reading.isascii() and ("\u3002" in reading or "\uff0e" in reading or "\uff61" in reading):
-                reading = reading.translate(_DOTS)
-            for match in (m for token in _candidate_runs(reading) for m in _LINK.finditer(token)):
-                link = match.group().rstrip(_TRAILING)
-                if not link:
-                    continue
-                if not link.lower().startswith(("http:", "https:")):
-                    link = "http://" + link
-                found.setdefault(link, None)
-                if len(found) >= MAX_LINKS:
-                    return list(found)
+    for at, reading in enumerate(readings):
+        if not reading.isascii() and ("\u3002" in reading or "\uff0e" in reading or "\uff61" in reading):
+            readings[at] = reading.translate(_DOTS)
+    return readings
+
+
+def link_hosts(reading: str) -> list[str] | None:
+    """The host names the links in *reading* go to, when each is a link whose host reads on its
+    own (`canonical.plain_host`); None when some link's host might not be one of them.
+
+    One pass from dot to dot, without finding the links: each run of host
+    characters (ASCII letters, digits, hyphens, dots) holding a dot gives the
+    host a bare link starting there has (the second branch of the link
+    pattern), and the run itself when it follows a ``://``. The names may be
+    more than the links' hosts (a run inside a link's path is one too), never
+    fewer: None whenever a link could be on another host, which is when
+
+    - a run touches a character that could make a host of it, or part of a
+      longer or an escaped one: ``_``, ``\\``, a non-ASCII letter before it;
+      after it anything but what ends a host (``/ ? #``, a delimiter, the
+      end), or closing punctuation that ends the link;
+    - some ``://`` is not followed by such a run (a host without a dot, a
+      user name, an IPv6 address), or the text holds a ``:\\`` scheme.
+
+    `find_links` with a host test relies on this: a reading every one of
+    whose names the test clears holds no link it would not clear.
+    """
+    hosts: list[str] = []
+    schemes = 0  # the "://" seen, each of which must be followed by a run of host characters
+    colon = reading.find(":")
+    while colon >= 0:  # a single character is found fast; ":\\" or "://" then read at each
+        if reading.startswith("//", colon + 1):
+            schemes += 1
+        elif reading.startswith("\\", colon + 1):
+            return None
+        colon = reading.find(":", colon + 1)
+    find, size = reading.find, len(reading)
+    at = find(".")
+    while at >= 0:
+        back = _HOST_RUN.match(reading[max(0, at - 32) : at][::-1])
+        if back and back.end() == 32:  # a long run: read back as far as a host can be
+            back = _HOST_RUN.match(reading[max(0, at - MAX_HOST - 1) : at][::-1])
+        start = at - (back.end() if back else 0)
+        forward = _HOST_RUN.match(reading, at)
+        end = forward.end() if forward else at + 1
+        if end - start > MAX_HOST:
+            return None
+        if start:
+            before = reading[start - 1]
+            if before in "_\\" or not before.isascii():
+                return None
+        if end < size:
+            after = reading[end]
+            if after not in _ENDS_HOST:
+                if after not in ",;!)":
+                    return None
+                rest = _LINK_REST.match(reading, end)
+                stop = rest.end() if rest else end
+                if (stop < size and reading[stop] == "[") or reading[end:stop].rstrip(_TRAILING):
+                    return None
+        name = reading[start:end]
+        if start >= 3 and reading.startswith("://", start - 3):
+            schemes -= 1
+            hosts.append(name)
+        bare = _BARE_HOST.match(name)
+        if bare is not None and (not hosts or bare.group() != hosts[-1]):
+            hosts.append(bare.group())
+        at = find(".", end)
+    return hosts if schemes == 0 else None
+
+
+def find_links(
+    body: bytes, content_type: str, host_may_match: Callable[[str], bool] | None = None
+) -> list[str]:
+    """The distinct links in a request body, as absolute http(s) URLs where they were bare.
+
+    With *host_may_match*, the body's texts are first read for their link
+    hosts all at once (`link_hosts` over the texts joined by line breaks,
+    which end a link and a host as the end of a text does). When it answers
+    False for every one, no link is returned: none could be matched. When
+    some link's host cannot be read so, each text is screened on its own,
+    and only those with a host it does not clear are searched; the
+    `MAX_LINKS` bound then counts the links of the texts searched.
+    """
+    readings = _readings(body, content_type)
+    if host_may_match is not None:
+        hosts = link_hosts("\n".join(readings))
+        if hosts is not None and not any(map(host_may_match, hosts)):
+            return []
+        if hosts is None:
+            readings = [reading for reading in readings if _may_hold(reading, host_may_match)]
+    found: dict[str, None] = {}
+    for reading in readings:
+        for match in (m for token in _candidate_runs(reading) for m in _LINK.finditer(token)):
+            link = match.group().rstrip(_TRAILING)
+            if not link:
+                continue
+            if not link.lower().startswith(("http:", "https:")):
+                link = "http://" + link
+            found.setdefault(link, None)
+            if len(found) >= MAX_LINKS:
+                return list(found)
     return list(found)
+
+
+def _may_hold(reading: str, host_may_match: Callable[[str], bool]) -> bool:
+    """Whether *reading* may hold a link *host_may_match* does not clear."""
+    hosts = link_hosts(reading)
+    return hosts is None or any(map(host_may_match, hosts))

@@ -3,7 +3,9 @@
 `ShareGuard.check` runs in the ``request`` hook, once a body is in, for POST,
 PUT and PATCH requests of a text type up to ``linkwarn_share_max_body`` to the
 sites ``linkwarn_share_sites`` names (every site by default). It finds the
-links in the body (`blocklists.links`) and decides each with the same matcher
+links in the body (`blocklists.links`; the body's hosts are screened first, so
+a post linking only to hosts no entry names is not searched link by link, see
+`ShareGuard.find`) and decides each with the same matcher
 as a request; ``allow`` wins as it does for requests, ``audit`` links are
 logged and pass. When a ``block`` or ``warn`` link is among them the request
 is never forwarded:
@@ -50,6 +52,7 @@ from proxy_addon.names import request_urls
 from proxy_addon.origin import SHARE_CODE_PARAM
 from proxy_addon.policy import RequestKind
 from proxy_addon.runtime import ListsUnavailable, Runtime
+from proxy_addon.settings import Settings
 from proxy_addon.streamed import StreamedPost
 from proxy_addon.tokens import Purpose, Token, mint
 
@@ -61,6 +64,27 @@ HOLD_SECONDS = 15 * 60
 MAX_LINKS_SHOWN = 20
 THREAD_THRESHOLD = 64 * 1024  # bodies larger than this are searched off the event loop
 SCANNED_METHODS = frozenset({"POST", "PUT", "PATCH"})
+SITES_KEPT = 4096  # Host headers whose "is this a share site" answer is kept, for the settings in force
+_READ_HEADERS = frozenset({b"content-type", b"content-encoding", b"host"})
+
+
+def _post_headers(request: http.Request) -> tuple[str | None, str | None, str | None]:
+    """Content-Type, Content-Encoding and Host as ``request.headers.get`` reads each (repeated
+    fields joined by ", "), in one pass over the fields: every post is read for the three."""
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in request.headers.fields:
+        key = name.lower()
+        if key in _READ_HEADERS:
+            found.setdefault(key, []).append(value)
+    return (
+        _joined(found.get(b"content-type")),
+        _joined(found.get(b"content-encoding")),
+        _joined(found.get(b"host")),
+    )
+
+
+def _joined(values: list[bytes] | None) -> str | None:
+    return None if values is None else b", ".join(values).decode("utf-8", "surrogateescape")
 
 
 def _listed(url: str, verdict: Verdict) -> ListedLink:
@@ -74,17 +98,42 @@ class ShareGuard:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.resend: dict[str, bytes] = {}  # flow id -> the held body to send in place of the browser's
+        self._sites: dict[str, bool] = {}  # Host header -> whether posts to it are scanned
+        self._sites_for: Settings | None = None  # the settings those answers are for
 
     def scanned_type(self, request: http.Request) -> str | None:
         """The content type a post's body is scanned as; None when it is not scanned: only a POST,
         PUT or PATCH of a text type to a scanned site is."""
+        scanned = self._scanned(request)
+        return None if scanned is None else scanned[0]
+
+    def _scanned(self, request: http.Request) -> tuple[str, str | None] | None:
+        """`scanned_type`, and the body's Content-Encoding."""
         settings = self.runtime.settings
         if settings is None or request.method not in SCANNED_METHODS:
             return None
-        content_type: str = request.headers.get("content-type", "text/plain")
-        if not is_text_type(content_type) or not settings.scans_posts_to(request.pretty_host):
+        content_type, encoding, host = _post_headers(request)
+        if content_type is None:
+            content_type = "text/plain"
+        if not is_text_type(content_type) or not self._scans_posts_to(settings, request, host):
             return None
-        return content_type
+        return content_type, encoding
+
+    def _scans_posts_to(self, settings: Settings, request: http.Request, host: str | None) -> bool:
+        """``settings.scans_posts_to(request.pretty_host)``, kept per Host header (or HTTP/2
+        authority): mitmproxy's ``pretty_host`` parses and validates the header anew at each call."""
+        header = (request.authority if request.is_http2 or request.is_http3 else "") or host
+        if not header:
+            return settings.scans_posts_to(request.pretty_host)
+        if self._sites_for is not settings:
+            self._sites, self._sites_for = {}, settings
+        answer = self._sites.get(header)
+        if answer is None:
+            answer = settings.scans_posts_to(request.pretty_host)
+            if len(self._sites) >= SITES_KEPT:
+                self._sites.clear()
+            self._sites[header] = answer
+        return answer
 
     def scan(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         """Hold back a post that carries a block or warn link; log the audit ones.
@@ -101,10 +150,10 @@ class ShareGuard:
             return None
         if len(body) > settings.share_max_body:
             return None
-        content_type = self.scanned_type(request)
-        if content_type is None:
+        scanned = self._scanned(request)
+        if scanned is None:
             return None
-        encoding = request.headers.get("content-encoding")
+        content_type, encoding = scanned
         if encoding is not None and encoding.lower() not in ("identity", ""):
             try:
                 body = request.content or b""
@@ -112,7 +161,7 @@ class ShareGuard:
                 return None  # an encoding that cannot be read: passes untouched
         if len(body) > THREAD_THRESHOLD:
             return self._search_then_decide(flow, body, content_type)
-        hits = self.screen(find_links(body, content_type))
+        hits = self.screen(self.find(body, content_type))
         return None if not hits else self._decide_and_answer(flow, hits)
 
     def watch_stream(self, flow: http.HTTPFlow) -> None:
@@ -133,6 +182,14 @@ class ShareGuard:
         hits = self.screen(await asyncio.to_thread(find_links, body, content_type))
         if hits:
             await self._decide_and_answer(flow, hits)
+
+    def find(self, body: bytes, content_type: str) -> list[str]:
+        """The links of a body that `screen` needs to see: those of its texts that name a host
+        some entry could match (`find_links` with `Checker.reads_host` as its host test)."""
+        checker = self.runtime.checker
+        if checker is None:
+            return []  # nothing can be screened: see `screen`
+        return find_links(body, content_type, checker.reads_host if checker.screens_hosts else None)
 
     def screen(self, links: list[str]) -> list[tuple[str, Prefiltered]]:
         """The links whose expressions the index holds a prefix of. No I/O.

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 
 from mitmproxy import http
 
-from blocklists.links import find_links
 from proxy_addon.tunnels import close_client
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ class StreamedPost:
             window = self.tail + data
             self.seen += len(data)
             self.tail = window[-OVERLAP:]
-            links = [link for link in find_links(window, self.content_type) if link not in self.cleared]
+            links = [link for link in self.guard.find(window, self.content_type) if link not in self.cleared]
             hits = self.guard.screen(links)
             if hits:
                 self.held.append(data)

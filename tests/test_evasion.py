@@ -114,6 +114,13 @@ async def test_every_listed_case_posted_as_a_link_is_held(corpus_store: Path) ->
                     actions.add(None if found.action is None else str(found.action))
             if case["expect"] not in actions:
                 missed.append(url)
+            assert checker.screens_hosts
+            screened = set()  # as a share guard finds them: the body's hosts screened first
+            for link in find_links(body, "application/json", checker.reads_host):
+                if checker.may_match(link):
+                    found = await checker.check(link)
+                    screened.add(None if found.action is None else str(found.action))
+            assert actions - {None} <= screened, url
     assert [url for url in missed if not NOT_A_LINK_IN_TEXT.match(url)] == []
     assert len(missed) <= 3
 

@@ -11,13 +11,39 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blocklists import InvalidURL, canonicalize
-from blocklists.links import MAX_LINKS, find_links, is_text_type, percent_decoded
+from blocklists.canonical import canonicalize_traced, plain_host
+from blocklists.links import MAX_LINKS, find_links, is_text_type, link_hosts, percent_decoded
 
 LISTED = "http://mirror.test/film"
 
 
+LISTED_HOSTS = frozenset({"mirror.test", "leak.example", "10.11.12.13", "a.b", "a.example9"})
+
+
 def found(body: bytes | str, content_type: str) -> list[str]:
     return find_links(body.encode() if isinstance(body, str) else body, content_type)
+
+
+def may_list(name: str) -> bool:
+    """A host test as `Checker.reads_host` answers it, over LISTED_HOSTS: the host or a parent."""
+    try:
+        host = canonicalize_traced(f"http://{name}/").host
+    except InvalidURL:
+        return True
+    labels = host.split(".")
+    return any(".".join(labels[at:]) in LISTED_HOSTS for at in range(len(labels)))
+
+
+def may_match(link: str) -> bool:
+    """As `Checker.may_match` screens a link, over LISTED_HOSTS."""
+    host = plain_host(link)
+    return host is None or may_list(host)
+
+
+def screened(body: bytes | str, content_type: str) -> list[str]:
+    """The links a share guard screens: found with the host test, those that may match."""
+    raw = body.encode() if isinstance(body, str) else body
+    return [link for link in find_links(raw, content_type, may_list) if may_match(link)]
 
 
 def has(links: list[str], wanted: str = LISTED) -> bool:
@@ -56,6 +82,8 @@ def _canonical(link: str) -> str:
 )
 def test_a_listed_link_is_found_however_it_is_written(body: str, content_type: str) -> None:
     links = found(body, content_type)
+    assert has(links) or has(links, "http://www.mirror.test/film"), links
+    links = screened(body, content_type)  # and with its host screened first, as a share guard finds it
     assert has(links) or has(links, "http://www.mirror.test/film"), links
 
 
@@ -114,3 +142,105 @@ def test_malformed_bodies_never_crash(body: bytes) -> None:
 @given(st.text(st.sampled_from("%%%0123456789abcdefABCDEFxyz+\\ü/."), max_size=40))
 def test_percent_decoding_is_unquote(text: str) -> None:
     assert percent_decoded(text) == unquote(text)
+
+
+# What a post's text is made of, where a host test could be fooled: schemes, escapes, user
+# names, ports, brackets, punctuation around links, letters that are no ASCII, full stops.
+FRAGMENTS = [
+    "http://", "https://", "HTTPS://", "ftp://", "http:\\\\", "//", "www.", "mirror", "test", "leak",
+    "example", "a", "b", "x9", "10", "11.12.13", "0x7f", ".", "..", "-", "_", "@", "%", "%2E", "%2e", "%2F",
+    "%3A", "%25", "%252E", ":", ":8080", "/", "\\", "?", "#", "[", "]", "[::ffff:", "(", ")", ",", ";", "!",
+    "=", "&", "+", " ", "\n", "\t", "'", '"', "<", ">", "{", "|", "`", "^", "&#46;", "&amp;", "&#x2F;",
+    "\\u002e", "\\/", "é", "ü", "\u3002", "\uff0e", "\u00a0", "\u201d", "xn--", "a" * 70,
+]  # fmt: skip
+LINKS = st.tuples(
+    st.sampled_from(["", "http://", "https://", "ftp://", "http:/", "http:\\\\", "//", "www.", "@", "_", "%",
+                     "\\", "é", "u:p@", "http://u@", "http://[", "(", "a=", "%2F%2F"]),
+    st.sampled_from(["a.example", "mirror.test", "www.mirror.test", "x9.a.b", "a.b", "10.11.12.13",
+                     "MIRROR.TEST", "mirror.test.", "a.example-x", "a.example9", "mirror.te", "b.c%2Etest",
+                     "mirror"]),
+    st.sampled_from(["", "/", "?", "#", ":", ":8080", ",", ",x", ").", ")x", ";", "!", "_", "-", "\\", "@",
+                     "%", "[", "]", "=", "&", "é", "\u201d", "\u3002test", ".test", "&#46;test", "%2Etest",
+                     "\n"]),
+    st.sampled_from(["", "/film", "/a.example/x", "x", " ", "'", "mirror.test/film"]),
+).map("".join)  # a link-like run with what may stand around its host  # fmt: skip
+POSTS = st.lists(st.one_of(st.sampled_from(FRAGMENTS), LINKS), max_size=16).map("".join)
+POST_TYPES = ["text/plain", "application/x-www-form-urlencoded", "application/json", "text/html"]
+
+
+# Posts where each rule of `link_hosts` matters: a link whose host is not the run of host
+# characters it holds (a user name, an escape, a port, punctuation, a letter that is no
+# ASCII), a scheme without a dot in its host, a link split across form fields.
+TRICKY = [
+    "_a.example/x", "x_a.example", "http://a.example,x/", "http://a.example)x", "http://u@a.example/",
+    "http://a.example@b.example/", "http://a.example:8080/", "http://a.example:/",
+    "http://localhost/a.example", "http://168496141/", "http://[::ffff:1.2.3.4]/a.b", "ftp://a.example9/x",
+    "a.example\\x", "http:\\\\a.example\\", "http://a%2Eexample/", "http://%61.example/", "a.exampl\u00e9/x",
+    "b\u00fccher.example/x", "\u201chttp://a.example\u201d", "http://a.example[x]/", "http://a.example&x=1",
+    "www.a.example./x", "A.EXAMPLE/x", "a" * 300 + ".example/x", "http://a.example%40b.example/",
+    "mirror\u3002test/film", "http://10.11.12.13/x", "http://a.example9/x", "http://0x0a.11.12.13/",
+    "HTTPS://A.Example9./x",
+]  # fmt: skip
+
+
+def assert_screened_as_found(text: str, content_type: str) -> None:
+    """Every link a share guard would look up whole is still found when hosts are screened first."""
+    if content_type == "application/json":
+        text = '{"text": "' + text + '"}'  # JSON escapes decoded where it parses, else read as text
+    elif content_type == "application/x-www-form-urlencoded":
+        text = "a=" + quote(text) + "&b=" + text
+    full = {link for link in found(text, content_type) if may_match(link)}
+    assert full <= set(screened(text, content_type)), text
+
+
+@pytest.mark.parametrize("content_type", POST_TYPES)
+@pytest.mark.parametrize("text", TRICKY)
+def test_the_host_test_leaves_out_only_links_it_clears(text: str, content_type: str) -> None:
+    assert_screened_as_found(text, content_type)
+    assert_screened_as_found(f"see {text} and https://b.example/", content_type)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(POSTS, st.sampled_from(POST_TYPES))
+def test_the_host_test_leaves_out_only_links_it_clears_whatever_the_post(
+    text: str, content_type: str
+) -> None:
+    assert_screened_as_found(text, content_type)
+
+
+@pytest.mark.parametrize(
+    ("reading", "hosts"),
+    [
+        ("see https://site41.example/p/0 and www.news.example/x", ["site41.example", "www.news.example"]),
+        ("end. Next, mail bob@corp.example (or Corp.Example).", ["corp.example", "Corp.Example"]),
+        ("mirror.test9/x and a.example-b", ["mirror.test", "a.example"]),
+        ("no link here", []),
+        ("http://localhost/a.b", None),  # a host without a dot
+        ("http://user@a.example/", None),
+        ("http://a.example:8080/", None),
+        ("http://a.example,x/", None),
+        ("snake_case.example", None),
+        ("b\u00fccher.example", None),
+        ("http:\\\\a.example\\", None),
+        ("http://[::ffff:10.11.12.13]/", None),
+        ("http://a.example,mirror.test/", None),  # the host is "a.example,mirror.test"
+        ("(http://a.example), and b.example, or c.example!", ["a.example", "b.example", "c.example"]),
+        ("http://a.example)x/", None),
+        ("http://a.example%2F@mirror.test/", None),
+    ],
+)
+def test_link_hosts_names_each_host_or_says_it_cannot(reading: str, hosts: list[str] | None) -> None:
+    assert link_hosts(reading) == hosts
+
+
+def test_a_post_to_unlisted_hosts_is_not_searched_link_by_link() -> None:
+    body = "status=" + quote(" ".join(f"see https://site{i}.example/p/{i}" for i in range(5)) + " x" * 900)
+    asked: list[str] = []
+
+    def clears(name: str) -> bool:
+        asked.append(name)
+        return False
+
+    assert find_links(body.encode(), "application/x-www-form-urlencoded", clears) == []
+    assert asked == [f"site{i}.example" for i in range(5)]
+    assert len(found(body, "application/x-www-form-urlencoded")) == 5

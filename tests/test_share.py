@@ -15,6 +15,7 @@ import pytest
 from mitmproxy import http
 
 from blocklists import Action, Entry
+from proxy_addon.share import _post_headers
 from proxy_addon.streamed import StreamedPost
 
 from .conftest import proxy_between
@@ -157,6 +158,31 @@ async def test_binary_oversized_and_off_pass_untouched(tmp_path: Path) -> None:
         assert scanned.response is not None
         other = await proxy.request("https://other.example/p", method="POST", headers=FORM, body=listed)
         assert other.response is None
+
+
+async def test_share_sites_are_read_per_host_header_and_again_when_they_change(proxy: Proxy) -> None:
+    listed = post_body("http://mirror.test/film")
+
+    async def answered(host: str) -> bool:
+        headers = {**FORM, "host": host}
+        flow = await proxy.request(f"https://{host}/p", method="POST", headers=headers, body=listed)
+        return flow.response is not None
+
+    assert await answered("chat.example")
+    assert await answered("m.chat.example:443")
+    assert not await answered("other.example")
+    proxy.tctx.configure(proxy.addon, linkwarn_share_sites=["other.example"])
+    assert await answered("other.example")
+    assert not await answered("chat.example")
+
+
+def test_a_posts_headers_are_read_as_mitmproxy_reads_them() -> None:
+    fields = [(b"Content-Type", b"text/plain"), (b"HOST", b"Social.Example"), (b"content-type", b"utf-8"),
+              (b"Content-Encoding", b"gzip"), (b"X-Other", b"1")]  # fmt: skip
+    for headers in (fields, [], [(b"content-encoding", b"")]):
+        request = http.Request.make("POST", "https://social.example/p", b"x", headers)
+        read = request.headers.get
+        assert _post_headers(request) == (read("content-type"), read("content-encoding"), read("host"))
 
 
 async def test_a_held_post_belongs_to_its_client(proxy: Proxy) -> None:
