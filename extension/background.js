@@ -474,20 +474,21 @@ void holds.then((held) => held && setInterval(() => void chrome.runtime.getPlatf
  * spelled so that only the proxy's canonicalization recognizes them).
  * @param {number} tabId
  * @param {string} url
- * @param {boolean} [rulesSeeIt]  false: the navigation's request was one the browser's rules never saw
+ * @param {boolean} [failed]  the navigation ended in an error: its request may be one the browser's
+ *   rules never saw (a site's worker made it), and the address is no page the tab showed
  */
-async function guardNavigation(tabId, url, rulesSeeIt = true) {
+async function guardNavigation(tabId, url, failed = false) {
   const { settings } = await configuration();
   if (settings.mode !== "warn") return;
   const result = (await check([url])).get(cacheKey(url));
   if (!result || !result.listed || (result.action !== "block" && result.action !== "warn")) {
-    if (result) cleared.set(tabId, url);
+    if (result && !failed) cleared.set(tabId, url);
     return;
   }
   const passes = (await stored("passes")) ?? {};
   if (result.action === "warn" && result.entry_key && hasPass(passes, result.entry_key)) return;
   await knownEntries();
-  if (rulesSeeIt && result.entry && covered.has(result.entry) && ruleCatches(url, result.entry)) return;
+  if (!failed && result.entry && covered.has(result.entry) && ruleCatches(url, result.entry)) return;
   await sentThere(tabId, url);
   await chrome.tabs.update(tabId, { url: `${WARNING_URL}#${url}` });
 }
@@ -590,8 +591,8 @@ chrome.webNavigation.onCommitted.addListener(onNavigation);
 // A listed page whose request was cancelled (a site's worker asked for it) ends in an error: the
 // tab is sent to the warning page instead.
 chrome.webNavigation.onErrorOccurred.addListener((details) => {
-  if (details.frameId !== 0 || !/^https?:/.test(details.url) || gate.verdict(details.url) !== "stop") return;
-  guardNavigation(details.tabId, details.url, false).catch((error) => console.error("linkwarn: navigation check failed:", error));
+  if (details.frameId !== 0 || !/^https?:/.test(details.url)) return;
+  guardNavigation(details.tabId, details.url, true).catch((error) => console.error("linkwarn: navigation check failed:", error));
 });
 
 // -- events --------------------------------------------------------------------------------------
