@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from itertools import pairwise
+from typing import cast
 from urllib.parse import unquote
 
 __all__ = ["MAX_LINKS", "find_links", "is_text_type", "link_hosts", "percent_decoded"]
@@ -74,8 +75,13 @@ _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 # second branch of _LINK) reads at the start of such a run (_LINK's classes, on ASCII); how far
 # a link with a scheme runs (its first branch).
 _HOST_RUN = re.compile(r"[A-Za-z0-9.-]*")
-_BARE_HOST = re.compile(r"(?:[wW][wW][wW]\.)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+_BARE_HOST = r"(?:[wW][wW][wW]\.)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
+_HOST_RUN_AND_BARE_HOST = re.compile(rf"(?:(?=({_BARE_HOST}))|)[A-Za-z0-9.-]*")  # both from a run's start
 _LINK_REST = re.compile(r"[^\s\"'<>`{}|^\[\]]*")
+# Each of these matches (maybe empty) wherever it is tried.
+_HOST_RUN_MATCH = cast("Callable[[str], re.Match[str]]", _HOST_RUN.match)
+_HOST_RUN_AND_BARE_HOST_MATCH = cast("Callable[[str, int], re.Match[str]]", _HOST_RUN_AND_BARE_HOST.match)
+_LINK_REST_MATCH = cast("Callable[[str, int], re.Match[str]]", _LINK_REST.match)
 # After a host: what ends a link there, or its host (a path, a query, a fragment).
 _ENDS_HOST = frozenset(c for c in map(chr, range(128)) if re.match(r"[\s\"'<>`{}|^\]/?#]", c))
 MAX_HOST = 255  # a longer run of host characters is searched link by link
@@ -128,10 +134,16 @@ def _split_link(before: str, after: str) -> str:
     return tail_text + head_text if tail_text and head_text else ""
 
 
+@functools.lru_cache(maxsize=256)
 def is_text_type(content_type: str) -> bool:
     """Whether a body of this content type is text a link could be in."""
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     return media.startswith(_TEXT_TYPES) or media.endswith(("+json", "+xml"))
+
+
+@functools.lru_cache(maxsize=256)
+def _media(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,7 +180,7 @@ def _texts(body: bytes, content_type: str, depth: int = 0) -> Iterator[str]:
     only find the same links again, less decoded); anything else as text, with
     its HTML entities resolved where it has any.
     """
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     text = _decode(body, content_type)
     if depth < MAX_DEPTH:
         if media == "application/x-www-form-urlencoded":
@@ -313,14 +325,15 @@ def link_hosts(reading: str) -> list[str] | None:
             return None
         colon = reading.find(":", colon + 1)
     find, size = reading.find, len(reading)
+    back_run, run, rest = _HOST_RUN_MATCH, _HOST_RUN_AND_BARE_HOST_MATCH, _LINK_REST_MATCH
     at = find(".")
     while at >= 0:
-        back = _HOST_RUN.match(reading[max(0, at - 32) : at][::-1])
-        if back and back.end() == 32:  # a long run: read back as far as a host can be
-            back = _HOST_RUN.match(reading[max(0, at - MAX_HOST - 1) : at][::-1])
-        start = at - (back.end() if back else 0)
-        forward = _HOST_RUN.match(reading, at)
-        end = forward.end() if forward else at + 1
+        back = back_run(reading[at - 32 if at > 32 else 0 : at][::-1]).end()
+        if back == 32:  # a long run: read back as far as a host can be
+            back = back_run(reading[max(0, at - MAX_HOST - 1) : at][::-1]).end()
+        start = at - back
+        match = run(reading, start)
+        end = match.end()
         if end - start > MAX_HOST:
             return None
         if start:
@@ -332,17 +345,18 @@ def link_hosts(reading: str) -> list[str] | None:
             if after not in _ENDS_HOST:
                 if after not in ",;!)":
                     return None
-                rest = _LINK_REST.match(reading, end)
-                stop = rest.end() if rest else end
+                stop = rest(reading, end).end()
                 if (stop < size and reading[stop] == "[") or reading[end:stop].rstrip(_TRAILING):
                     return None
-        name = reading[start:end]
+        bare = match.group(1)
         if start >= 3 and reading.startswith("://", start - 3):
             schemes -= 1
+            name = reading[start:end]
             hosts.append(name)
-        bare = _BARE_HOST.match(name)
-        if bare is not None and (not hosts or bare.group() != hosts[-1]):
-            hosts.append(bare.group())
+            if bare is not None and bare != name:
+                hosts.append(bare)
+        elif bare is not None:
+            hosts.append(bare)
         at = find(".", end)
     return hosts if schemes == 0 else None
 
@@ -362,7 +376,7 @@ def find_links(
     """
     readings = _readings(body, content_type)
     if host_may_match is not None:
-        hosts = link_hosts("\n".join(readings))
+        hosts = link_hosts(readings[0] if len(readings) == 1 else "\n".join(readings))
         if hosts is not None and not any(map(host_may_match, hosts)):
             return []
         if hosts is None:

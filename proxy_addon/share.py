@@ -1,6 +1,6 @@
 """The share warning: a post that would pass a listed link on is held back.
 
-`ShareGuard.check` runs in the ``request`` hook, once a body is in, for POST,
+`ShareGuard.scan` runs in the ``request`` hook, once a body is in, for POST,
 PUT and PATCH requests of a text type up to ``linkwarn_share_max_body`` to the
 sites ``linkwarn_share_sites`` names (every site by default). It finds the
 links in the body (`blocklists.links`; the body's hosts are screened first, so
