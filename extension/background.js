@@ -11,6 +11,7 @@
 
 import { ApiClient, ApiError, checkEach } from "./lib/api.js";
 import { BatchLookup, TtlCache, cacheKey } from "./lib/cache.js";
+import { sentThere, wasSent, watch } from "./lib/displays.js";
 import { NavigationGate, opens } from "./lib/gate.js";
 import { ListMirror, offlineResult } from "./lib/matcher.js";
 import { FIRST_PASS_RULE_ID, freePassRuleId, hasPass, prunePasses } from "./lib/passes.js";
@@ -42,6 +43,14 @@ function warnedAbout(url) {
   return null;
 }
 const REFRESH_MINUTES = 1;
+const WORKER_STARTED = Date.now();
+const POLICY_GRACE_MS = 30_000;
+const POLICY_READ_MS = 3000;
+
+/** A promise of *value* after *ms*. @template T @param {number} ms @param {T} value @returns {Promise<T>} */
+function later(ms, value) {
+  return new Promise((resolve) => setTimeout(() => resolve(value), ms));
+}
 const RECENT_MAX = 20;
 const CHECK_MAX = 2000; // URLs per content-script message
 
@@ -74,26 +83,50 @@ function configuration() {
   return current;
 }
 
+/** @type {Promise<unknown>} the read of the policy under way: reads run one after another */
+let policyRead = Promise.resolve();
+
 /**
  * What IT set by policy. Reading managed storage can take seconds (it is slow
  * in Chromium on Linux even with no policy), so the last values read are kept
  * and used at once; a fresh read replaces them when it arrives.
+ * @param {boolean} [changed]  Chromium said it changed
  * @returns {Promise<Record<string, unknown>>}
  */
-async function readPolicy() {
+function readPolicy(changed = false) {
+  // Two reads at once would both see the same stored value, and the one that stored IT's settings
+  // might not know the settings in force were computed without them.
+  const next = policyRead.then(() => readPolicyNow(changed));
+  policyRead = next.catch(() => undefined);
+  return next;
+}
+
+/** @param {boolean} changed */
+async function readPolicyNow(changed) {
   /** @type {Record<string, unknown>} */
   let values = {};
   const before = await stored("policy");
   try {
-    values = await chrome.storage.managed.get(null);
+    // Chromium may leave a worker's first read unanswered for a long while after the browser
+    // starts (a page's read is answered meanwhile): asked again then, and the settings kept.
+    const answer = await Promise.race([chrome.storage.managed.get(null), later(POLICY_READ_MS, null)]);
+    if (answer === null) {
+      setTimeout(() => void readPolicy(changed), 1000);
+      return before ?? {};
+    }
+    values = answer;
   } catch {
     // No managed storage here (some browsers, unpacked builds): the options page decides. A read
     // that fails after a policy was read is no reason to drop IT's settings: they stay.
     if (before !== undefined) return before;
   }
+  // Chromium hands an extension its policy some seconds after the browser starts: an empty
+  // answer then is no removal of IT's settings (a removal arrives as a change, or is read later).
+  const early = Date.now() - WORKER_STARTED < POLICY_GRACE_MS;
+  if (!changed && early && !Object.keys(values).length && before && Object.keys(before).length) return before;
   if (JSON.stringify(before) !== JSON.stringify(values)) {
     await chrome.storage.local.set({ policy: values });
-    if (before !== undefined) forget();
+    forget(); // the settings in force may have been computed from what was stored before
   }
   return values;
 }
@@ -105,7 +138,7 @@ function forget() {
 }
 
 chrome.storage.onChanged.addListener((changes, area) => {
-  if (area === "managed") void readPolicy();
+  if (area === "managed") void readPolicy(true);
   else if (area === "local" && KEYS.some((key) => key in changes)) forget();
 });
 // Chromium loads an extension's policy seconds after it starts (after a force-install, with no
@@ -369,7 +402,8 @@ async function prune() {
 
 /** Ask the proxy how it is, and bring the rules, the suffix list and the prefixes up to date. */
 async function refresh() {
-  await Promise.all([prune(), readPolicy()]);
+  void readPolicy(); // not awaited: Chromium can take long to answer it
+  await prune();
   try {
     const { client } = await configuration();
     const status = await client.status();
@@ -493,45 +527,7 @@ async function guardNavigation(tabId, url, failed = false) {
   await chrome.tabs.update(tabId, { url: `${WARNING_URL}#${url}` });
 }
 
-/**
- * The tabs the extension sent to the warning page, and for which address: only such a
- * display is recorded as a warning shown. A page that opens the warning page itself (it is
- * web-accessible) shows a person a warning, but writes nothing into IT's log.
- * Kept in session storage: the service worker may be stopped between the two.
- * @param {number} tabId
- * @param {string} url
- */
-async function sentThere(tabId, url) {
-  await chrome.storage.session.set({ [`sent:${tabId}`]: cacheKey(url) }); // one key per tab: no lost update
-}
-
-/** Whether the extension sent *tabId* to the warning page for *url*; asked once. @param {number} tabId @param {string} url */
-async function wasSent(tabId, url) {
-  const key = `sent:${tabId}`;
-  const ours = (await chrome.storage.session.get(key))[key] === cacheKey(url);
-  if (ours) await chrome.storage.session.remove(key);
-  return ours;
-}
-
-/** @type {Map<number, string>} each tab's last top-level request to a web address */
-const lastRequest = new Map();
-
-// The browser's own rules and the gate redirect a listed navigation to the warning page: its
-// request follows, in the same tab, the request of that very address. (A page that loads the
-// warning page itself makes no such request first. The browser reports the rules' redirect
-// itself only when the navigation did not reach the address through a site's redirect.)
-chrome.webRequest.onBeforeRequest.addListener(
-  (details) => {
-    const listed = details.tabId >= 0 ? warnedAbout(details.url) : null;
-    if (listed === null) {
-      if (details.tabId >= 0 && /^https?:/.test(details.url)) lastRequest.set(details.tabId, details.url);
-    } else if (cacheKey(lastRequest.get(details.tabId) ?? "") === cacheKey(listed)) {
-      void sentThere(details.tabId, listed);
-    }
-    return undefined;
-  },
-  { urls: ["<all_urls>"], types: ["main_frame"] },
-);
+watch(warnedAbout);
 
 /**
  * Go back from the warning page, past the listed page: to the last page the tab showed
@@ -562,8 +558,6 @@ const leaving = new Map();
 const cleared = new Map();
 chrome.tabs.onRemoved.addListener((tabId) => {
   cleared.delete(tabId);
-  lastRequest.delete(tabId);
-  void chrome.storage.session.remove(`sent:${tabId}`);
   leaving.delete(tabId);
 });
 

@@ -954,7 +954,7 @@ def test_go_back_leaves_a_listed_page_that_was_already_shown(browser: Browser) -
     url = "http://files.example/dump%2Fback.zip"
     page = browser.page()
     page.goto(f"{browser.pages}/start")
-    page.goto(url, wait_until="commit")
+    _open(page, url)  # usually shown before the check answers; when not, Go back must work all the same
     warning = f"{browser.origin}/warning.html#{url}"
     wait_until(lambda: warning in _tab_urls(browser), "the tab to show the warning page")
     shown = next(p for p in browser.context.pages if p.url == warning)
