@@ -59,15 +59,18 @@ _TEXT_TYPES = (
 # A URL with a scheme, or a bare host with a dot and a path or a www. Hosts may be
 # international (any letter), and the path runs to the first character that cannot
 # be part of a link in running text.
+# Typographic quotes and guillemets end a link as straight quotes do: no URL holds one unescaped,
+# and a link quoted in running text ("“https://mirror.test”") is read without them.
+QUOTES = "\u201c\u201d\u2018\u2019\u00ab\u00bb\u201e\u201a\u2039\u203a"
 _LINK = re.compile(
     r"""(?ix)
-    (?:https?:(?://|\\\\)[^\s"'<>`{}|^\[\]]*(?:\[[^\s\]]*\][^\s"'<>`]*)?   # scheme://... (IPv6 too)
-    | (?<![\w@.-])(?:www\.)?(?:[\w-]+\.)+[^\W\d_]{2,}\.?(?::\d{1,5})?(?:[/\\][^\s"'<>`{}|^]*)?  # host/path
+    (?:https?:(?://|\\\\)[^\s"'<>`{}|^\[\]¤]*(?:\[[^\s\]]*\][^\s"'<>`¤]*)?   # scheme://... (IPv6 too)
+    | (?<![\w@.-])(?:www\.)?(?:[\w-]+\.)+[^\W\d_]{2,}\.?(?::\d{1,5})?(?:[/\\][^\s"'<>`{}|^¤]*)?  # host/path
     )
-    """
+    """.replace("¤", QUOTES)
 )
 _TRAILING = ".,;:!?)]}'\""
-_RUN = re.compile(r"[^\s\"'<>`]*")  # a run of text up to a delimiter (read backwards on reversed text)
+_RUN = re.compile(rf"[^\s\"'<>`{QUOTES}]*")  # text up to a delimiter (read backwards on reversed text)
 MAX_TOKEN = 4096  # how far back from a dot a link may start
 # Full stops that browsers read as "." in a host name (UTS #46): ideographic, fullwidth, halfwidth.
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
@@ -77,7 +80,7 @@ _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 _HOST_RUN = re.compile(r"[A-Za-z0-9.-]*")
 _BARE_HOST = r"(?:[wW][wW][wW]\.)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
 _HOST_RUN_AND_BARE_HOST = re.compile(rf"(?:(?=({_BARE_HOST}))|)[A-Za-z0-9.-]*")  # both from a run's start
-_LINK_REST = re.compile(r"[^\s\"'<>`{}|^\[\]]*")
+_LINK_REST = re.compile(rf"[^\s\"'<>`{{}}|^\[\]{QUOTES}]*")
 # Each of these matches (maybe empty) wherever it is tried.
 _HOST_RUN_MATCH = cast("Callable[[str], re.Match[str]]", _HOST_RUN.match)
 _HOST_RUN_AND_BARE_HOST_MATCH = cast("Callable[[str, int], re.Match[str]]", _HOST_RUN_AND_BARE_HOST.match)

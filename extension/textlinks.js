@@ -6,9 +6,10 @@
  * after this script in the same isolated world.
  */
 globalThis.linkwarnTextLinks = (() => {
-  // A URL with a scheme, or a bare host with a dot and a path, as the proxy's link finder reads them.
+  // A URL with a scheme, or a bare host with a dot and a path, as the proxy's link finder reads them;
+  // typographic quotes and guillemets end a link, as straight quotes do.
   const LINK =
-    /(?:https?:(?:\/\/|\\\\)[^\s"'<>`]+|(?<![\w@.-])(?:www\.)?(?:[\p{L}\p{N}-]+\.)+\p{L}{2,}(?::\d{1,5})?[/\\][^\s"'<>`]*)/giu;
+    /(?:https?:(?:\/\/|\\\\)[^\s"'<>`\u201c\u201d\u2018\u2019\u00ab\u00bb\u201e\u201a\u2039\u203a]+|(?<![\w@.-])(?:www\.)?(?:[\p{L}\p{N}-]+\.)+\p{L}{2,}(?::\d{1,5})?[/\\][^\s"'<>`\u201c\u201d\u2018\u2019\u00ab\u00bb\u201e\u201a\u2039\u203a]*)/giu;
   const TRAILING = /[.,;:!?)\]}'"]+$/;
   const MAYBE = /[.:]/; // no text without a dot or a colon holds a link: most text nodes are skipped at once
 

@@ -78,6 +78,9 @@ def _canonical(link: str) -> str:
         ("see http://mirror.test\\film now", "text/plain"),  # a backslash, which browsers read as "/"
         ("see mirror.test\\film now", "text/plain"),
         ('{"x": "http&#58;//mirror.test/film"}', "application/json"),  # entities inside a JSON string
+        ("read \u201chttp://mirror.test/film\u201d now", "text/plain"),  # typographic quotes end a link
+        ("\u00abmirror.test/film\u00bb \u2018http://mirror.test/film\u2019", "text/plain"),
+        ("\u201ehttp://mirror.test/film\u201c", "text/markdown"),
     ],
 )
 def test_a_listed_link_is_found_however_it_is_written(body: str, content_type: str) -> None:
@@ -85,6 +88,12 @@ def test_a_listed_link_is_found_however_it_is_written(body: str, content_type: s
     assert has(links) or has(links, "http://www.mirror.test/film"), links
     links = screened(body, content_type)  # and with its host screened first, as a share guard finds it
     assert has(links) or has(links, "http://www.mirror.test/film"), links
+
+
+def test_a_link_in_typographic_quotes_is_read_without_them() -> None:
+    """A host quoted so (\u201c\u2026\u201d) once read as mirror.xn--test-jb7a, and missed its entry."""
+    assert found("say \u201chttps://mirror.test\u201d", "text/plain") == ["https://mirror.test"]
+    assert found("\u00abmirror.test/film\u00bb", "text/plain") == ["http://mirror.test/film"]
 
 
 @pytest.mark.parametrize(
