@@ -57,7 +57,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwrigh
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.servers import free_port  # noqa: E402
+from tests.support.servers import free_port, resolver_rules  # noqa: E402
 
 EXTENSION = ROOT / "extension"
 TARGET_SECONDS = 3.0
@@ -169,10 +169,7 @@ class Proxy:
 
 
 def launch(playwright: Playwright, profile: Path, pages_port: int, extension: bool) -> BrowserContext:
-    rules = (
-        f"MAP *.example 127.0.0.1:{pages_port}, MAP *.test 127.0.0.1:{pages_port}, "
-        "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
-    )
+    rules = resolver_rules(pages_port)
     args = [f"--host-resolver-rules={rules}"]
     if extension:
         args += [f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}"]

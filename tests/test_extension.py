@@ -27,7 +27,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from blocklists import Action
 
-from .support.servers import ROOT, RunningProxy, free_port
+from .support.servers import ROOT, RunningProxy, free_port, resolver_rules
 
 EXTENSION = ROOT / "extension"
 LISTED = {
@@ -231,10 +231,7 @@ def browser(
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is needed (.ci/run installs it)"
     page_port = pages.rsplit(":", 1)[1]
-    rules = (
-        f"MAP *.example 127.0.0.1:{page_port}, MAP *.test 127.0.0.1:{page_port}, "
-        "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
-    )
+    rules = resolver_rules(page_port)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),

@@ -31,6 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 ROUTE_SCRIPT = Path(__file__).resolve().parent / "route_local.py"
 
 
+def resolver_rules(port: int | str) -> str:
+    """Chromium's ``--host-resolver-rules`` for tests: the reserved test names (``*.example``,
+    ``*.test``) go to *port* on 127.0.0.1, and every other name fails to resolve."""
+    return f"MAP *.example 127.0.0.1:{port}, MAP *.test 127.0.0.1:{port}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+
+
 def read_response(sock: socket.socket | ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 response off a raw socket: status, headers (lower-case names) and body."""
     data = b""
