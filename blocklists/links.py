@@ -82,7 +82,7 @@ _BARE_HOST = r"(?:[wW][wW][wW]\.)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
 _HOST_RUN_AND_BARE_HOST = re.compile(rf"(?:(?=({_BARE_HOST}))|)[A-Za-z0-9.-]*")  # both from a run's start
 _LINK_REST = re.compile(rf"[^\s\"'<>`{{}}|^\[\]{QUOTES}]*")
 # Each of these matches (maybe empty) wherever it is tried.
-_HOST_RUN_MATCH = cast("Callable[[str], re.Match[str]]", _HOST_RUN.match)
+_HOST_RUN_MATCH = cast("Callable[[str, int, int], re.Match[str]]", _HOST_RUN.match)
 _HOST_RUN_AND_BARE_HOST_MATCH = cast("Callable[[str, int], re.Match[str]]", _HOST_RUN_AND_BARE_HOST.match)
 _LINK_REST_MATCH = cast("Callable[[str, int], re.Match[str]]", _LINK_REST.match)
 # After a host: what ends a link there, or its host (a path, a query, a fragment).
@@ -327,13 +327,19 @@ def link_hosts(reading: str) -> list[str] | None:
         elif reading.startswith("\\", colon + 1):
             return None
         colon = reading.find(":", colon + 1)
-    find, size = reading.find, len(reading)
+    find, size, ends = reading.find, len(reading), _ENDS_HOST
     back_run, run, rest = _HOST_RUN_MATCH, _HOST_RUN_AND_BARE_HOST_MATCH, _LINK_REST_MATCH
+    backwards = ""  # the reading reversed, made at the first dot a host may hold
     at = find(".")
     while at >= 0:
-        back = back_run(reading[at - 32 if at > 32 else 0 : at][::-1]).end()
-        if back == 32:  # a long run: read back as far as a host can be
-            back = back_run(reading[max(0, at - MAX_HOST - 1) : at][::-1]).end()
+        if at + 1 == size or reading[at + 1] in ends:
+            # A full stop, or a dot ending a run that holds no other: no bare link has its host
+            # there (it needs a label after a dot), and one after "://" is left uncounted (None).
+            at = find(".", at + 1)
+            continue
+        if not backwards:
+            backwards = reading[::-1]
+        back = back_run(backwards, size - at, size - at + MAX_HOST + 1).end() - (size - at)
         start = at - back
         match = run(reading, start)
         end = match.end()

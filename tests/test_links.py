@@ -236,6 +236,9 @@ def test_the_host_test_leaves_out_only_links_it_clears_whatever_the_post(
         ("(http://a.example), and b.example, or c.example!", ["a.example", "b.example", "c.example"]),
         ("http://a.example)x/", None),
         ("http://a.example%2F@mirror.test/", None),
+        ("It ends. So: a.example. Then (b.example).", ["a.example", "b.example"]),  # full stops passed over
+        ("http://localhost. and", None),  # a host after "://" ending at its only dot is not read
+        ("_x. \\y. \u00e9z. end.", []),  # nor is a run whose only dot ends it, whatever stands before
     ],
 )
 def test_link_hosts_names_each_host_or_says_it_cannot(reading: str, hosts: list[str] | None) -> None:
