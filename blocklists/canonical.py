@@ -318,7 +318,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> str | None:
 
 def _parse_ipv4(host: str) -> str | None:
     """Return dotted-decimal form if *host* is any legal IPv4 spelling, else None."""
-    if not host[host.rfind(".") + 1 : host.rfind(".") + 2].isdigit():
+    last = host.rfind(".") + 1
+    if not host[last : last + 1].isdigit():
         return None  # every part starts with a digit: most names fail at the last one
     parts = host.split(".")
     if len(parts) > 4 or not host[-1].isalnum() or not all(map(_IPV4_PART.fullmatch, parts)):

@@ -304,7 +304,9 @@ def link_hosts(reading: str) -> list[str] | None:
     One pass from dot to dot, without finding the links: each run of host
     characters (ASCII letters, digits, hyphens, dots) holding a dot gives the
     host a bare link starting there has (the second branch of the link
-    pattern), and the run itself when it follows a ``://``. The names may be
+    pattern), and the run itself when it follows a ``://``. A run whose only
+    dot ends it (a full stop) is passed over: no bare link has such a host,
+    and one after ``://`` is then a scheme left unread (below). The names may be
     more than the links' hosts (a run inside a link's path is one too), never
     fewer: None whenever a link could be on another host, which is when
 
@@ -312,8 +314,9 @@ def link_hosts(reading: str) -> list[str] | None:
       longer or an escaped one: ``_``, ``\\``, a non-ASCII letter before it;
       after it anything but what ends a host (``/ ? #``, a delimiter, the
       end), or closing punctuation that ends the link;
-    - some ``://`` is not followed by such a run (a host without a dot, a
-      user name, an IPv6 address), or the text holds a ``:\\`` scheme.
+    - some ``://`` is not followed by such a run (a host without a dot or
+      whose only dot ends it, a user name, an IPv6 address), or the text
+      holds a ``:\\`` scheme.
 
     `find_links` with a host test relies on this: a reading every one of
     whose names the test clears holds no link it would not clear.
