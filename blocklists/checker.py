@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .canonical import (
@@ -52,40 +52,39 @@ READ_HOSTS_CACHED = 65536  # host names whose answer is kept until the indexes c
 class HostIndex:
     """The host markers, and how many entries have none (their host is unknown)."""
 
-    markers: ShortPrefixIndex  # the first 4 bytes of each host marker a path entry needs
+    markers: ShortPrefixIndex  # the first 4 bytes of every entry's host marker
     unmarked: int
 
-    def reads(self, index: PrefixIndex, host: str, is_ip: bool, named: dict[str, bool] | None = None) -> bool:
+    def reads(self, host: str, is_ip: bool, named: dict[str, bool] | None = None) -> bool:
         """Whether an entry could match under *host* (canonical), itself or a parent domain.
 
-        A host entry (``host/``) answers by its own key in the entries' *index*;
-        an entry with a path, by its host's marker. A prefix hit is not
-        confirmed: at worst a connection is read that need not be. With any
-        unmarked entry, every host might be the one it lists. *named* keeps
-        each name's own answer (`names`): the parent domains of the hosts a
-        proxy sees are few, and each is looked up once.
+        Every entry's marker is held, a host entry's (``host/``) too, so a name
+        is one lookup: its marker. A prefix hit is not confirmed: at worst a
+        connection is read that need not be. With any unmarked entry, every
+        host might be the one it lists. *named* keeps each parent domain's
+        answer: the parents of the hosts a proxy sees are few, and each is
+        looked up once (the host's own answer is the caller's to keep).
         """
         if self.unmarked > 0:
             return True
+        holds = self.markers.holds
         around = _host_and_parents(host, is_ip)
-        if around is not None and not self._any(index, around, named):
+        if around is not None and not holds(host) and not _any_named(holds, around[1:], named):
             return False  # most hosts: nothing under any parent, and no suffix list needed to know it
-        return self._any(index, host_expressions(host, is_ip), named)
+        return _any_named(holds, host_expressions(host, is_ip), named)
 
-    def names(self, index: PrefixIndex, name: str) -> bool:
-        """Whether a marker or a host entry names *name* itself (a prefix hit, unconfirmed)."""
-        return self.markers.holds(name) or index.holds(name + "/")
 
-    def _any(self, index: PrefixIndex, hosts: Sequence[str], named: dict[str, bool] | None) -> bool:
-        if named is None:
-            return bool(self.markers.hits(hosts)) or bool(index.hits([name + "/" for name in hosts]))
-        for name in hosts:
-            answer = named.get(name)
-            if answer is None:
-                answer = named[name] = self.names(index, name)
-            if answer:
-                return True
-        return False
+def _any_named(holds: Callable[[str], bool], names: Sequence[str], named: dict[str, bool] | None) -> bool:
+    """Whether *holds* answers True for any of *names*, each answer kept in *named*."""
+    if named is None:
+        return any(map(holds, names))
+    for name in names:
+        answer = named.get(name)
+        if answer is None:
+            answer = named[name] = holds(name)
+        if answer:
+            return True
+    return False
 
 
 def _host_and_parents(host: str, is_ip: bool) -> list[str] | None:
@@ -134,8 +133,7 @@ class Checker:
             return await self.reload()
         index = await asyncio.to_thread(self.index.with_keys, [row[0] for row in added])
         markers = await asyncio.to_thread(
-            self.hosts.markers.with_prefixes,
-            [row[9] for row in added if row[9] is not None and needs_marker(row)],
+            self.hosts.markers.with_prefixes, [row[9] for row in added if row[9] is not None]
         )
         self._swap(HostIndex(markers, self.hosts.unmarked), index)
         return index
@@ -155,7 +153,7 @@ class Checker:
             named = self._named
             if len(named) >= READ_HOSTS_CACHED:
                 named.clear()
-            answer = True if canonical is None else hosts.reads(index, *canonical, named)
+            answer = True if canonical is None else hosts.reads(*canonical, named)
             if len(answers) >= READ_HOSTS_CACHED:
                 answers.clear()
             answers[name] = answer
@@ -223,10 +221,3 @@ def _canonical_host(name: str) -> tuple[str, bool] | None:
     except InvalidURL:
         return None
     return canonical.host, canonical.is_ip
-
-
-def needs_marker(row: EntryRow) -> bool:
-    """Whether the host index must hold this row's marker: not for a host entry (``host/``),
-    whose key answers for its host; yes for a path, and for a hashed entry (which is which is unknown)."""
-    expression, marker = row[1], row[9]
-    return marker is not None and (expression is None or expression.find("/") < len(expression) - 1)

@@ -262,8 +262,9 @@ def percent_decoded(text: str) -> str:
     if "%" not in text:
         return text
     if text.isascii():
+        escaped = text.replace("\\", "\\\\") if "\\" in text else text
         try:
-            octets, _ = codecs.escape_decode(text.replace("\\", "\\\\").replace("%", "\\x").encode("ascii"))
+            octets, _ = codecs.escape_decode(escaped.replace("%", "\\x").encode("ascii"))
         except ValueError:
             return unquote(text)
         return octets.decode("utf-8", "replace")

@@ -235,7 +235,7 @@ _PREFIX_CHUNK = 65536  # prefixes per query when the index is read
 
 
 def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
-    """The first 8 bytes of every key, and the first 4 of each host marker needed; each sorted.
+    """The first 8 bytes of every key, and the first 4 of every host marker; each sorted.
 
     Keys: one sequential scan of committed data (the table is stored in key
     order). SQLite hex-encodes a chunk at a time, without the GIL, and Python
@@ -257,12 +257,11 @@ def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
                 break
             parts.append(_in_order(bytes.fromhex(text)))
             after = last
-        # A host entry ("host/") needs no marker: its own key answers for its host
-        # (`Checker.reads_host`), so a domain list adds none.
+        # Every entry's marker, a host entry's ("host/") too: a host is then screened by one
+        # lookup in one index (`HostIndex.names`), not by its marker and its host entry's key.
         (markers,) = db.execute(
             "SELECT group_concat(hex(m), '') FROM (SELECT DISTINCT substr(marker, 1, 4) AS m FROM entries"
-            " WHERE marker IS NOT NULL"
-            " AND (expression IS NULL OR instr(expression, '/') < length(expression)) ORDER BY m)"
+            " WHERE marker IS NOT NULL ORDER BY m)"
         ).fetchone()
         return b"".join(parts), _in_order(bytes.fromhex(markers or ""), width=4)
     finally:
@@ -719,7 +718,7 @@ class Store:
         return await _lookup(self._read(), keys)
 
     async def key_prefixes(self) -> tuple[bytes, bytes]:
-        """What the indexes are built from: every key's first 8 bytes, and 4 of each needed host marker.
+        """What the indexes are built from: every key's first 8 bytes, and 4 of every host marker.
 
         Each sorted and concatenated; read in a worker thread, over a
         connection of its own, as hex text that SQLite builds a chunk at a

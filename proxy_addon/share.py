@@ -64,8 +64,10 @@ HOLD_SECONDS = 15 * 60
 MAX_LINKS_SHOWN = 20
 THREAD_THRESHOLD = 64 * 1024  # bodies larger than this are searched off the event loop
 SCANNED_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_SCANNED_METHODS_SENT = frozenset(method.encode() for method in SCANNED_METHODS)
 SITES_KEPT = 4096  # Host headers whose "is this a share site" answer is kept, for the settings in force
 _READ_HEADERS = frozenset({b"content-type", b"content-encoding", b"host"})
+_AUTHORITY_VERSIONS = frozenset({b"HTTP/2.0", b"HTTP/3"})  # request.is_http2 or request.is_http3
 
 
 def _post_headers(request: http.Request) -> tuple[str | None, str | None, str | None]:
@@ -81,6 +83,15 @@ def _post_headers(request: http.Request) -> tuple[str | None, str | None, str | 
         _joined(found.get(b"content-encoding")),
         _joined(found.get(b"host")),
     )
+
+
+def _scanned_method(request: http.Request) -> bool:
+    """Whether the request's method is one whose body is scanned, as ``request.method`` reads it
+    (upper-cased), without decoding an ASCII one: every request is asked."""
+    method = request.data.method
+    if method.isascii():
+        return method.upper() in _SCANNED_METHODS_SENT
+    return request.method in SCANNED_METHODS
 
 
 def _joined(values: list[bytes] | None) -> str | None:
@@ -110,7 +121,7 @@ class ShareGuard:
     def _scanned(self, request: http.Request) -> tuple[str, str | None] | None:
         """`scanned_type`, and the body's Content-Encoding."""
         settings = self.runtime.settings
-        if settings is None or request.method not in SCANNED_METHODS:
+        if settings is None or not _scanned_method(request):
             return None
         content_type, encoding, host = _post_headers(request)
         if content_type is None:
@@ -122,7 +133,7 @@ class ShareGuard:
     def _scans_posts_to(self, settings: Settings, request: http.Request, host: str | None) -> bool:
         """``settings.scans_posts_to(request.pretty_host)``, kept per Host header (or HTTP/2
         authority): mitmproxy's ``pretty_host`` parses and validates the header anew at each call."""
-        header = (request.authority if request.is_http2 or request.is_http3 else "") or host
+        header = (request.authority if request.data.http_version in _AUTHORITY_VERSIONS else "") or host
         if not header:
             return settings.scans_posts_to(request.pretty_host)
         if self._sites_for is not settings:
@@ -168,7 +179,7 @@ class ShareGuard:
         """A post whose body mitmproxy will stream is read as it passes (`StreamedPost`)."""
         request = flow.request
         settings = self.runtime.settings
-        if settings is None or not settings.share or request.method not in SCANNED_METHODS:
+        if settings is None or not settings.share or not _scanned_method(request):
             return
         if not may_stream(request):
             return

@@ -146,7 +146,7 @@ async def test_an_older_store_gets_its_markers_from_its_expressions(tmp_path: Pa
     db.close()
     async with Store(path) as store:
         _, markers = await store.key_prefixes()
-        assert markers == host_marker("old.test")[:4]  # other.test/ is a host entry: its key answers
+        assert markers == b"".join(sorted(host_marker(h)[:4] for h in ("old.test", "other.test")))
         found = await store.lookup([key_of("other.test/")])
         assert found[key_of("other.test/")][0].marker == host_marker("other.test")
         assert await store.unmarked_count() == 1

@@ -15,7 +15,7 @@ import pytest
 from mitmproxy import http
 
 from blocklists import Action, Entry
-from proxy_addon.share import _post_headers
+from proxy_addon.share import SCANNED_METHODS, _post_headers, _scanned_method
 from proxy_addon.streamed import StreamedPost
 
 from .conftest import proxy_between
@@ -183,6 +183,15 @@ def test_a_posts_headers_are_read_as_mitmproxy_reads_them() -> None:
         request = http.Request.make("POST", "https://social.example/p", b"x", headers)
         read = request.headers.get
         assert _post_headers(request) == (read("content-type"), read("content-encoding"), read("host"))
+
+
+@pytest.mark.parametrize(
+    "method", [b"POST", b"post", b"Patch", b"PUT", b"GET", b"POSTS", b"PO\xc5\xbfT", b"p\xffst"]
+)
+def test_a_posts_method_is_read_as_mitmproxy_reads_it(method: bytes) -> None:
+    request = http.Request.make("POST", "https://social.example/p", b"x")
+    request.data.method = method  # as sent: mitmproxy upper-cases it when read ("POſT" too)
+    assert _scanned_method(request) is (request.method in SCANNED_METHODS)
 
 
 async def test_a_held_post_belongs_to_its_client(proxy: Proxy) -> None:
