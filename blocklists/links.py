@@ -239,19 +239,13 @@ def _form_fields(text: str) -> tuple[list[str], list[str]]:
     """
     values: list[str] = []
     names: list[str] = []
-    for field in text.split("&", MAX_FIELDS)[:MAX_FIELDS]:
+    for field in text.replace("+", " ").split("&", MAX_FIELDS)[:MAX_FIELDS]:  # "+" is neither "&" nor "="
         name, _, value = field.partition("=")
         if value:
-            values.append(_form_decoded(value))
+            values.append(percent_decoded(value))
         if name:
-            names.append(_form_decoded(name))
+            names.append(percent_decoded(name))
     return values, names
-
-
-def _form_decoded(part: str) -> str:
-    if "+" in part:
-        part = part.replace("+", " ")
-    return percent_decoded(part) if "%" in part else part
 
 
 def percent_decoded(text: str) -> str:
