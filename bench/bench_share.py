@@ -1,6 +1,6 @@
 """Benchmark the share warning: the cost of scanning a post for links, and of scanning on throughput.
 
-    uv run python bench/bench_share.py                  # 100 KiB JSON scan, 60 rounds of 1 s of posts on each
+    uv run python bench/bench_share.py                  # 100 KiB JSON scan, 3 pairs x 20 rounds of 1 s
     uv run python bench/bench_share.py --hosts 100000   # links to popular sites
     uv run python bench/bench_share.py --same           # both proxies scanning off
 
@@ -13,12 +13,15 @@ Part 2: ``linkwarn run --no-share`` and ``linkwarn run`` (scanning on), both
 running, chained to the same local upstream, under the same load of POST
 requests (2 KiB form bodies, each with five unlisted links: what a social
 network's posts look like to the proxy), the load moving from one to the other
-every second, round after round. Printed: posts per second and the proxy's CPU
-time per post of each in some rounds; then the median of the rounds' ratios and
-the middle half of them. Measured one after the other in runs of 10 s, two
-identical proxies differed by up to 5 % on these machines; ``--same`` runs both
-with scanning off, to show what the method reads as no difference. Target:
-scanning costs at most 5 % of throughput.
+every second, round after round; then both are stopped and a fresh pair is
+started (started the other way round), since two processes of the same command
+can differ by a few percent for the whole of their lives (hash seed, memory
+layout). Printed: posts per second and the proxy's CPU time per post of each in
+some rounds; then the median of all rounds' ratios and the middle half of them.
+Measured one after the other in runs of 10 s, two identical proxies differed by
+up to 5 % on these machines; ``--same`` runs both with scanning off, to show
+what the method reads as no difference. Target: scanning costs at most 5 % of
+throughput.
 """
 
 from __future__ import annotations
@@ -157,7 +160,8 @@ async def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=1, help="each proxy's burst in a round")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=20, help="rounds with each pair of proxies")
+    parser.add_argument("--pairs", type=int, default=3, help="pairs of proxies, each started afresh")
     parser.add_argument(
         "--hosts",
         type=int,
@@ -183,37 +187,39 @@ async def main() -> None:
             + (f"links to {args.hosts:,} sites (Zipf-like)" if args.hosts else "every link to a new host")
         )
         on_flags = ["--no-share"] if args.same else ["--share-site", "social.example"]
-        proxies: dict[str, tuple[int, asyncio.subprocess.Process]] = {}
-        try:
-            for name, extra in (("off", ["--no-share"]), ("on", on_flags)):
-                port = free_port()
-                command = [str(bin_dir / "linkwarn"), "run", "--data-dir", str(data),
-                           "--listen-port", str(port), "--upstream", upstream_url, "--no-sample",
-                           "--api-port", "0", "--set", f"confdir={work}/conf-{name}", *extra]  # fmt: skip
-                proxies[name] = (port, await started(command, port))
-            results = await rounds(proxies, args)
-        finally:
-            for _, process in proxies.values():
-                process.terminate()
-                await process.wait()
+        results = []
+        for pair in range(args.pairs):  # fresh processes: each one's layout (hash seed, addresses) differs
+            proxies: dict[str, tuple[int, asyncio.subprocess.Process]] = {}
+            try:
+                for name, extra in (("off", ["--no-share"]), ("on", on_flags))[:: 1 if pair % 2 else -1]:
+                    port = free_port()
+                    command = [str(bin_dir / "linkwarn"), "run", "--data-dir", str(data),
+                               "--listen-port", str(port), "--upstream", upstream_url, "--no-sample",
+                               "--api-port", "0", "--set", f"confdir={work}/conf-{name}", *extra]  # fmt: skip
+                    proxies[name] = (port, await started(command, port))
+                results += await rounds(proxies, args, pair)
+            finally:
+                for _, process in proxies.values():
+                    process.terminate()
+                    await process.wait()
     server.close()
     ratios = sorted(on[0] / off[0] for off, on in results)
     quartiles = statistics.quantiles(ratios, n=4)
     cpu = statistics.median(off[1] / on[1] for off, on in results)
     scanning = "off (--same)" if args.same else "on"
-    print(f"\n{args.rounds} rounds, scanning {scanning} against off:")
+    print(f"\n{len(results)} rounds ({args.pairs} pairs of proxies), scanning {scanning} against off:")
     print(f"  throughput: median {statistics.median(ratios):.3f}x, middle half of the rounds "
           f"{quartiles[0]:.3f}x to {quartiles[2]:.3f}x  (target >= 0.95x)")  # fmt: skip
     print(f"  proxy CPU per post, off over on (what a CPU-bound proxy keeps): median {cpu:.3f}x")
 
 
 async def rounds(
-    proxies: dict[str, tuple[int, asyncio.subprocess.Process]], args: argparse.Namespace
+    proxies: dict[str, tuple[int, asyncio.subprocess.Process]], args: argparse.Namespace, pair: int
 ) -> list[tuple[tuple[float, float], tuple[float, float]]]:
     """Each round loads one proxy for a burst, then the other (off first in odd rounds, on first
     in even ones), so that whatever else the machine does slows both alike, and only one proxy
     works at a time (two at once share the caches: each one's misses would slow the other).
-    Each round's (posts/s, CPU ms per post) of each."""
+    Each round's (posts/s, CPU ms per post) of each, for pair number *pair*."""
     for name in ("off", "on"):
         await post_load(proxies[name][0], 3, args.connections, args.hosts)  # warm-up
     results = []
@@ -226,9 +232,11 @@ async def rounds(
             cpu, elapsed = cpu_seconds(process.pid) - cpu_before, time.perf_counter() - started_at
             figures[name] = (count / elapsed, cpu / count * 1000)
         off, on = figures["off"], figures["on"]
-        if round_number <= 4 or round_number % 10 == 0:
-            print(f"  round {round_number:2}  off {off[0]:5.0f} posts/s {off[1]:.3f} ms CPU/post  "
-                  f"on {on[0]:5.0f} posts/s {on[1]:.3f} ms CPU/post  ratio {on[0] / off[0]:.3f}")  # fmt: skip
+        if round_number <= 2 or round_number % 10 == 0:
+            print(f"  pair {pair + 1} round {round_number:2}"
+                  f"  off {off[0]:5.0f} posts/s {off[1]:.3f} ms CPU/post"
+                  f"  on {on[0]:5.0f} posts/s {on[1]:.3f} ms CPU/post"
+                  f"  ratio {on[0] / off[0]:.3f}")  # fmt: skip
         results.append((off, on))
     return results
 
