@@ -120,6 +120,14 @@ async def test_a_diff_merges_its_markers(tmp_path: Path) -> None:
         await store.import_entries("corp", [added])
         await checker.refresh([added.row()])
         assert checker.reads_host("later.test")
+        # A host entry's marker is merged too: a name is screened by its marker alone.
+        domain = Entry.listing("newly.test/", Action.BLOCK)
+        await store.import_entries("corp", [domain])
+        assert not checker.reads_host("newly.test")  # the indexes in force do not know it yet
+        await checker.refresh([domain.row()])
+        assert checker.reads_host("newly.test")
+        assert checker.reads_host("www.newly.test")
+        assert not checker.reads_host("oldly.test")
         hashed_without = Entry(key=key_of("elsewhere.test/"), action=Action.WARN)
         await store.import_entries("corp", [hashed_without])
         await checker.refresh([hashed_without.row()])  # no host known: rebuilt, and counted
