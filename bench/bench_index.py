@@ -126,7 +126,10 @@ async def run_size(count: int, workdir: Path) -> None:
             p50, p99, n = time_decisions(checker, deep)
             print(f"decision, {n}-expression URL p50 {p50:6.1f} us   p99 {p99:6.1f} us")
             p50, p99 = time_host_reads(checker, [url.split("/")[2] for url in typical])
-            print(f"read this host? (TLS)      p50 {p50:6.1f} us   p99 {p99:6.1f} us")
+            print(f"read this host? (TLS)      p50 {p50:6.1f} us   p99 {p99:6.1f} us   hosts seen before")
+            new_hosts = [f"www{n}.site{n % 997}.example" for n in range(len(typical))]
+            p50, p99 = time_host_reads(checker, new_hosts)
+            print(f"                           p50 {p50:6.1f} us   p99 {p99:6.1f} us   each host new")
             assert checker.reads_host("www.mirror8.leak8.test"), "a listed host must be read"
             hit = "http://www.mirror8.leak8.test/files/8/salaries.xlsx"
             verdict = await checker.check(hit)

@@ -258,7 +258,7 @@ def _read_key_prefixes(path: Path) -> tuple[bytes, bytes]:
             parts.append(_in_order(bytes.fromhex(text)))
             after = last
         # Every entry's marker, a host entry's ("host/") too: a host is then screened by one
-        # lookup in one index (`HostIndex.names`), not by its marker and its host entry's key.
+        # lookup in one index (`HostIndex.reads`), not by its marker and its host entry's key.
         (markers,) = db.execute(
             "SELECT group_concat(hex(m), '') FROM (SELECT DISTINCT substr(marker, 1, 4) AS m FROM entries"
             " WHERE marker IS NOT NULL ORDER BY m)"
