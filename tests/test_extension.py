@@ -721,28 +721,14 @@ def test_when_the_backend_is_unreachable_it_says_so_and_known_links_still_work(b
 HASHED_PAGE = "http://secret.example/dump/plans.pdf"
 
 
-STATUS_SECONDS = 20
-
-
 def _status(browser: Browser, refresh: bool) -> dict[str, Any]:
-    """The worker's status, asked for as the popup asks. A message left unanswered is asked
-    again once, from a new page, and a second silence fails the test: a few runs of the whole
-    suite hung for good on one such message (cause not found); this module on its own did not."""
-    for _ in range(2):
-        page = browser.page()
-        try:
-            page.goto(f"{browser.origin}/popup.html")
-            state: dict[str, Any] | None = page.evaluate(
-                """([r, ms]) => Promise.race([chrome.runtime.sendMessage({type: 'status', refresh: r}),
-                                              new Promise((done) => setTimeout(() => done(null), ms))])""",
-                [refresh, STATUS_SECONDS * 1000],
-            )
-        finally:
-            page.close()
-        if state is not None:
-            return state
-        print(f"the worker did not answer a status message in {STATUS_SECONDS} s: asked again")
-    raise AssertionError(f"the worker answered no status message in 2 x {STATUS_SECONDS} s")
+    page = browser.page()
+    page.goto(f"{browser.origin}/popup.html")
+    state: dict[str, Any] = page.evaluate(
+        "(r) => chrome.runtime.sendMessage({type: 'status', refresh: r})", refresh
+    )
+    page.close()
+    return state
 
 
 def _open(page: Page, url: str) -> None:
@@ -752,6 +738,14 @@ def _open(page: Page, url: str) -> None:
     except PlaywrightError as exc:
         if "ERR_ABORTED" not in str(exc):  # else the tab was sent to the warning page first
             raise
+
+
+def _close_now(page: Page) -> None:
+    """Close a tab the extension turned into its warning page after a check with the proxy,
+    without waiting for Playwright to see it closed: in whole-suite runs, `page.close()` on
+    such a tab (a hashed entry's) now and then never returned, in about half the runs of this
+    session; the tab is closed all the same (the test waits for it to be gone)."""
+    page.close(run_before_unload=True)
 
 
 def _tab_shows(browser: Browser, url: str) -> bool:
@@ -777,7 +771,8 @@ def test_a_hashed_entry_is_warned_on_with_the_proxy_unreachable_and_unlisted_pag
     page = browser.page()
     _open(page, HASHED_PAGE)
     wait_until(lambda: _tab_shows(browser, HASHED_PAGE), "the warning page for the hashed entry")
-    page.close()
+    _close_now(page)
+    wait_until(lambda: not _tab_shows(browser, HASHED_PAGE), "the warning tab to close")
     closed = f"http://127.0.0.1:{free_port()}"
     browser.configure(apiUrl=closed)
     try:
@@ -798,7 +793,7 @@ def test_a_hashed_entry_is_warned_on_with_the_proxy_unreachable_and_unlisted_pag
         time.sleep(0.5)
         assert not _tab_shows(browser, "http://secret.example/other/page")
         for opened in (page, shown, clean):
-            opened.close()
+            _close_now(opened)
     finally:
         browser.configure(apiUrl=browser.proxy.api_url)
 
