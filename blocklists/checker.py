@@ -68,9 +68,12 @@ class HostIndex:
         if self.unmarked > 0:
             return True
         holds = self.markers.holds
-        around = _host_and_parents(host, is_ip)
-        if around is not None and not holds(host) and not _any_named(holds, around[1:], named):
-            return False  # most hosts: nothing under any parent, and no suffix list needed to know it
+        # Most hosts: nothing under any parent, and no suffix list needed to know it (a host
+        # deeper than MAX_HOSTS is looked up under its `host_expressions` alone).
+        if not holds(host) and (
+            is_ip or (host.count(".") <= MAX_HOSTS and not _any_parent(holds, host, named))
+        ):
+            return False
         return _any_named(holds, host_expressions(host, is_ip), named)
 
 
@@ -87,16 +90,21 @@ def _any_named(holds: Callable[[str], bool], names: Sequence[str], named: dict[s
     return False
 
 
-def _host_and_parents(host: str, is_ip: bool) -> list[str] | None:
-    """*host* and every parent domain of it: a superset of `host_expressions` whatever the
-    public suffix list says, so found without it; None for a host so deep that these would be
-    more lookups than `host_expressions` makes."""
-    if is_ip:
-        return [host]
-    labels = host.split(".")
-    if len(labels) > MAX_HOSTS + 1:
-        return None
-    return [".".join(labels[at:]) for at in range(len(labels))]
+def _any_parent(holds: Callable[[str], bool], host: str, named: dict[str, bool] | None) -> bool:
+    """`_any_named` over every parent domain of *host* (a name, not an address): a superset of
+    `host_expressions` whatever the public suffix list says, so found without it."""
+    at = host.find(".")
+    while at >= 0:
+        parent = host[at + 1 :]
+        answer = None if named is None else named.get(parent)
+        if answer is None:
+            answer = holds(parent)
+            if named is not None:
+                named[parent] = answer
+        if answer:
+            return True
+        at = host.find(".", at + 1)
+    return False
 
 
 class Checker:
@@ -105,7 +113,7 @@ class Checker:
         self.index = index  # None until loaded: then the store answers every lookup
         self.hosts: HostIndex | None = None  # None until loaded: then every host is read
         self._read_hosts: dict[str, bool] = {}  # reads_host's answers for the indexes in force
-        self._named: dict[str, bool] = {}  # HostIndex.names's answers, likewise
+        self._named: dict[str, bool] = {}  # HostIndex.reads's answers for parent domains, likewise
 
     def _swap(self, hosts: HostIndex, index: PrefixIndex) -> None:
         self.hosts, self.index, self._read_hosts, self._named = hosts, index, {}, {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from blocklists import Action
@@ -58,6 +58,15 @@ class FeedFigures:
     expires_at: int | None
     last_success: float | None
     failing: bool
+
+
+@dataclass(slots=True)
+class ScanFigures:
+    """What the share scan has cost: plain numbers that the request path adds to (no lock, no
+    label lookup: the scan asks about every request), turned into counters at a scrape."""
+
+    seconds: float = 0.0  # spent in the scan: deciding whether to scan a request, and scanning it
+    posts: int = 0  # posts whose body was searched for links
 
 
 @dataclass(slots=True)
@@ -117,6 +126,16 @@ class _StoreCollector(Collector):
             if feed.last_success is not None:
                 success.add_metric([feed.name], feed.last_success)
         yield from (version, age, stale, failing, success)
+        scan = self.metrics.scan
+        yield CounterMetricFamily(
+            "linkwarn_share_scan_seconds",
+            "Seconds spent by the share scan: asking of each request whether its body is scanned, and "
+            "searching the posts that are (on the event loop, or in a thread for a large body)",
+            value=scan.seconds,
+        )
+        yield CounterMetricFamily(
+            "linkwarn_share_scanned_posts", "Posts whose body was searched for links", value=scan.posts
+        )
         yield GaugeMetricFamily(
             "linkwarn_event_queue_depth",
             "Events waiting to be written to the store",
@@ -135,6 +154,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.figures = StoreFigures()
+        self.scan = ScanFigures()
         r = self.registry
         self.decisions = Counter(
             "linkwarn_decisions",

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
+from time import perf_counter
 from typing import Any
 
 from mitmproxy import http
@@ -94,6 +95,14 @@ def _scanned_method(request: http.Request) -> bool:
     return request.method in SCANNED_METHODS
 
 
+def _timed_find_links(body: bytes, content_type: str) -> tuple[list[str], float]:
+    """`find_links` (every link: no host test, which would read the indexes from a thread), and
+    the seconds it took."""
+    started = perf_counter()
+    links = find_links(body, content_type)
+    return links, perf_counter() - started
+
+
 def _joined(values: list[bytes] | None) -> str | None:
     return None if values is None else b", ".join(values).decode("utf-8", "surrogateescape")
 
@@ -153,7 +162,15 @@ class ShareGuard:
         the links and looks them up in the index, and returns None. Only a large
         body (searched in a thread) or an index hit returns a coroutine to await.
         A streamed body is not here: `watch_stream` reads it as it passes.
+        Its time is added to the ``linkwarn_share_scan_seconds`` metric.
         """
+        started = perf_counter()
+        try:
+            return self._scan(flow)
+        finally:
+            self.runtime.metrics.scan.seconds += perf_counter() - started
+
+    def _scan(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         request = flow.request
         settings = self.runtime.settings
         body = request.raw_content
@@ -170,6 +187,7 @@ class ShareGuard:
                 body = request.content or b""
             except ValueError:
                 return None  # an encoding that cannot be read: passes untouched
+        self.runtime.metrics.scan.posts += 1
         if len(body) > THREAD_THRESHOLD:
             return self._search_then_decide(flow, body, content_type)
         hits = self.screen(self.find(body, content_type))
@@ -190,7 +208,9 @@ class ShareGuard:
         request.stream = StreamedPost(self, flow, content_type, settings.share_max_body)
 
     async def _search_then_decide(self, flow: http.HTTPFlow, body: bytes, content_type: str) -> None:
-        hits = self.screen(await asyncio.to_thread(find_links, body, content_type))
+        links, seconds = await asyncio.to_thread(_timed_find_links, body, content_type)
+        self.runtime.metrics.scan.seconds += seconds
+        hits = self.screen(links)
         if hits:
             await self._decide_and_answer(flow, hits)
 

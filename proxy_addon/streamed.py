@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
@@ -69,11 +70,14 @@ class StreamedPost:
                 self._cut("too much of the body waited for the store")
             return []
         if data and self.seen < self.limit:
+            started, figures = perf_counter(), self.guard.runtime.metrics.scan
+            figures.posts += not self.seen
             window = self.tail + data
             self.seen += len(data)
             self.tail = window[-OVERLAP:]
             links = [link for link in self.guard.find(window, self.content_type) if link not in self.cleared]
             hits = self.guard.screen(links)
+            figures.seconds += perf_counter() - started
             if hits:
                 self.held.append(data)
                 self.confirming = asyncio.ensure_future(self._confirm(hits))

@@ -397,6 +397,34 @@ async def test_only_scanned_posts_are_streamed_through_the_filter(proxy: Proxy) 
         assert flow.request.stream is True, url
 
 
+async def test_the_scan_counts_the_posts_it_searched_and_its_time(proxy: Proxy) -> None:
+    """``linkwarn_share_scan_seconds`` and ``linkwarn_share_scanned_posts``: every request asks the
+    scan, and only a post searched for links counts as one (a large one searched in a thread,
+    a streamed one once, however many chunks)."""
+    figures = proxy.runtime.metrics.scan
+    await proxy.request("https://social.example/feed")
+    await proxy.request(
+        "https://social.example/p", method="POST", headers={"content-type": "image/png"}, body=b"x"
+    )
+    assert figures.posts == 0
+    asked = figures.seconds
+    assert asked > 0  # each was asked whether it is scanned
+    await proxy.request(
+        "https://social.example/p", method="POST", headers=FORM, body=post_body("see a.example")
+    )
+    large = post_body("see https://canteen.example/ " + "x" * 70_000)  # over THREAD_THRESHOLD
+    await proxy.request("https://social.example/p", method="POST", headers=FORM, body=large)
+    assert figures.posts == 2
+    assert figures.seconds > asked
+    _, scanner = await _streamed(proxy)
+    for chunk in (b"a" * 5000, b" see https://canteen.example/menu ", b"", b"end", b""):
+        scanner(chunk)
+    assert figures.posts == 3
+    exposition = proxy.runtime.metrics.exposition().decode()
+    assert "linkwarn_share_scanned_posts_total 3.0" in exposition
+    assert f"linkwarn_share_scan_seconds_total {figures.seconds!r}" in exposition
+
+
 @pytest.fixture(scope="module")
 def streaming_proxy(
     tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream]
