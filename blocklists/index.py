@@ -21,8 +21,9 @@ from typing import Self
 
 try:
     # CPython's own SHA-256 (HACL*), which hashlib falls back on: the same digests as hashlib's
-    # OpenSSL one, and about twice as fast for a host name when its code is not in the CPU's
-    # caches, which is how a proxy between two requests finds it (bench/bench_share.py).
+    # OpenSSL one, as fast when hot, and about twice as fast for a host name when its code is not
+    # in the CPU's caches, which is how a proxy finds it between two requests (timed in a loop
+    # that evicts the caches between posts: 3.8 against 7.8 µs).
     from _sha2 import sha256 as _sha256  # type: ignore[import-not-found]
 except ImportError:  # a Python built without it
     from hashlib import sha256 as _sha256
