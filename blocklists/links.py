@@ -35,7 +35,7 @@ from itertools import pairwise
 from typing import cast
 from urllib.parse import unquote
 
-__all__ = ["MAX_LINKS", "find_links", "is_text_type", "link_hosts", "percent_decoded"]
+__all__ = ["COMPILED", "MAX_LINKS", "find_links", "is_text_type", "link_hosts", "percent_decoded"]
 
 MAX_LINKS = 1000
 MAX_DEPTH = 8
@@ -78,7 +78,8 @@ _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 # second branch of _LINK) reads at the start of such a run (_LINK's classes, on ASCII); how far
 # a link with a scheme runs (its first branch).
 _HOST_RUN = re.compile(r"[A-Za-z0-9.-]*")
-_BARE_HOST = r"(?:[wW][wW][wW]\.)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
+_LABEL, _LETTER = "[A-Za-z0-9-]", "[A-Za-z]"  # of a bare host's labels, and of its last one
+_BARE_HOST = rf"(?:[wW][wW][wW]\.)?(?:{_LABEL}+\.)+{_LETTER}{{2,}}"
 _HOST_RUN_AND_BARE_HOST = re.compile(rf"(?:(?=({_BARE_HOST}))|)[A-Za-z0-9.-]*")  # both from a run's start
 _LINK_REST = re.compile(rf"[^\s\"'<>`{{}}|^\[\]{QUOTES}]*")
 # Each of these matches (maybe empty) wherever it is tried.
@@ -87,7 +88,33 @@ _HOST_RUN_AND_BARE_HOST_MATCH = cast("Callable[[str, int], re.Match[str]]", _HOS
 _LINK_REST_MATCH = cast("Callable[[str, int], re.Match[str]]", _LINK_REST.match)
 # After a host: what ends a link there, or its host (a path, a query, a fragment).
 _ENDS_HOST = frozenset(c for c in map(chr, range(128)) if re.match(r"[\s\"'<>`{}|^\]/?#]", c))
+_CLOSING = ",;!)"  # closing punctuation after a host, which may end the link there
 MAX_HOST = 255  # a longer run of host characters is searched link by link
+
+
+def _classes() -> bytes:
+    """The character classes `_link_hosts` reads, for each ASCII character, as the compiled
+    reader takes them (`_hosts.c`): derived from the patterns above, never written twice."""
+    classes = bytearray(128)
+    for code in range(128):
+        c = chr(code)
+        for bit, member in enumerate((
+            _HOST_RUN.fullmatch(c) is not None, c in _ENDS_HOST, _LINK_REST.fullmatch(c) is not None,
+            c in _TRAILING, re.fullmatch(_LABEL, c) is not None, re.fullmatch(_LETTER, c) is not None,
+            c in _CLOSING,
+        )):  # fmt: skip
+            classes[code] |= member << bit
+    return bytes(classes)
+
+
+try:
+    from blocklists import _hosts  # type: ignore[attr-defined]  # compiled by blocklists/_build.py
+except ImportError:  # not built (no C compiler when installed): `_link_hosts` reads every text
+    _compiled_link_hosts: Callable[[str], list[str] | None] | None = None
+else:
+    _hosts.configure(_classes(), MAX_HOST)
+    _compiled_link_hosts = _hosts.link_hosts
+COMPILED = _compiled_link_hosts is not None  # whether an ASCII text's hosts are read by the compiled reader
 
 
 def _runs_around(text: str, anchor: str) -> Iterator[str]:
@@ -296,6 +323,18 @@ def link_hosts(reading: str) -> list[str] | None:
     """The host names the links in *reading* go to, when each is a link whose host reads on its
     own (`canonical.plain_host`); None when some link's host might not be one of them.
 
+    `_link_hosts`, read by the compiled reader (`_hosts.c`) when the text is ASCII
+    and it is built (`COMPILED`): the same answer (a test holds them equal), about
+    ten times faster.
+    """
+    if _compiled_link_hosts is not None and reading.isascii():
+        return _compiled_link_hosts(reading)
+    return _link_hosts(reading)
+
+
+def _link_hosts(reading: str) -> list[str] | None:
+    """`link_hosts` in Python, for every text.
+
     One pass from dot to dot, without finding the links: each run of host
     characters (ASCII letters, digits, hyphens, dots) holding a dot gives the
     host a bare link starting there has (the second branch of the link
@@ -350,7 +389,7 @@ def link_hosts(reading: str) -> list[str] | None:
         if end < size:
             after = reading[end]
             if after not in _ENDS_HOST:
-                if after not in ",;!)":
+                if after not in _CLOSING:
                     return None
                 stop = rest(reading, end).end()
                 if (stop < size and reading[stop] == "[") or reading[end:stop].rstrip(_TRAILING):

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blocklists import InvalidURL, canonicalize
+from blocklists import InvalidURL, canonicalize, links
 from blocklists.canonical import canonicalize_traced, plain_host
-from blocklists.links import MAX_LINKS, find_links, is_text_type, link_hosts, percent_decoded
+from blocklists.links import MAX_LINKS, _link_hosts, find_links, is_text_type, link_hosts, percent_decoded
 
 LISTED = "http://mirror.test/film"
 
@@ -243,6 +243,40 @@ def test_the_host_test_leaves_out_only_links_it_clears_whatever_the_post(
 )
 def test_link_hosts_names_each_host_or_says_it_cannot(reading: str, hosts: list[str] | None) -> None:
     assert link_hosts(reading) == hosts
+
+
+# -- the compiled host reader (blocklists/_hosts.c) answers as the Python one -----------------
+
+
+def test_the_host_reader_is_compiled() -> None:
+    """The build compiles it (`blocklists/_build.py`, with a C compiler: `apt-get install gcc`);
+    without it the links are read in Python, and none of the tests below compares anything."""
+    assert links.COMPILED, "blocklists/_hosts.c is not compiled: is there a C compiler (cc, gcc)?"
+
+
+# Characters each rule of the reader turns on, and runs long enough to pass MAX_HOST.
+HOST_PIECES = st.sampled_from(
+    [*"ab.-_:/\\ 9,;!)]?#[\n@%\x00\t\x1c\x7f=&'\"<>`{}|^", "://", ":\\", ".example", "www.", "WWW.", "http",
+     "..", "1.2.3.4", "x.yz", "a" * 120, "a." * 70]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "reading", [*TRICKY, "", ".", ":", "://", "a.", "a.b" * 200, "\x00.ab", "a" * 256 + ".bc"]
+)
+def test_the_compiled_host_reader_answers_as_the_python_one(reading: str) -> None:
+    for text in (reading, f"see {reading} and https://b.example/", f"{reading}, ({reading}).", reading * 3):
+        assert link_hosts(text) == _link_hosts(text), text
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.lists(HOST_PIECES, max_size=40).map("".join), POSTS, st.text(st.characters(max_codepoint=127))
+    )
+)
+def test_the_compiled_host_reader_answers_as_the_python_one_whatever_the_text(reading: str) -> None:
+    assert link_hosts(reading) == _link_hosts(reading)
 
 
 def test_a_post_to_unlisted_hosts_is_not_searched_link_by_link() -> None:
