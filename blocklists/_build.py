@@ -1,4 +1,4 @@
-"""Hatchling's build hook: compile `blocklists/_hosts.c`, the share scan's host reader.
+"""Hatchling's build hook: compile `blocklists/_scan.c`, the share scan's host reader.
 
 Run by ``uv sync`` / ``uv run`` (an editable install: the module is compiled in
 place, next to its source) and by ``uv build`` (a wheel: it is compiled into the
@@ -20,8 +20,8 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = "blocklists/_hosts.c"
-TARGET = "blocklists/_hosts" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+SOURCE = "blocklists/_scan.c"
+TARGET = "blocklists/_scan" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
 
 
 def compile_module(source: Path, target: Path) -> str | None:

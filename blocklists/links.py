@@ -94,7 +94,7 @@ MAX_HOST = 255  # a longer run of host characters is searched link by link
 
 def _classes() -> bytes:
     """The character classes `_link_hosts` reads, for each ASCII character, as the compiled
-    reader takes them (`_hosts.c`): derived from the patterns above, never written twice."""
+    reader takes them (`_scan.c`): derived from the patterns above, never written twice."""
     classes = bytearray(128)
     for code in range(128):
         c = chr(code)
@@ -108,13 +108,12 @@ def _classes() -> bytes:
 
 
 try:
-    from blocklists import _hosts  # type: ignore[attr-defined]  # compiled by blocklists/_build.py
-except ImportError:  # not built (no C compiler when installed): `_link_hosts` reads every text
-    _compiled_link_hosts: Callable[[str], list[str] | None] | None = None
+    from blocklists import _scan  # type: ignore[attr-defined]  # compiled by blocklists/_build.py
+except ImportError:  # not built (no C compiler when installed): every text is read in Python
+    _scan = None
 else:
-    _hosts.configure(_classes(), MAX_HOST)
-    _compiled_link_hosts = _hosts.link_hosts
-COMPILED = _compiled_link_hosts is not None  # whether an ASCII text's hosts are read by the compiled reader
+    _scan.configure(_classes(), MAX_HOST)
+COMPILED = _scan is not None  # whether ASCII texts are read by the compiled readers (`_scan.c`)
 
 
 def _runs_around(text: str, anchor: str) -> Iterator[str]:
@@ -214,7 +213,7 @@ def _texts(body: bytes, content_type: str, depth: int = 0) -> Iterator[str]:
     text = _decode(body, content_type)
     if depth < MAX_DEPTH:
         if media == "application/x-www-form-urlencoded":
-            values, names = _form_fields(text)
+            values, names = _form_fields_of(text)
             if values or names:
                 yield from values
                 yield from names
@@ -255,6 +254,14 @@ def _multipart(body: bytes, content_type: str, depth: int) -> Iterator[str]:
         filename = part.get_filename()
         if filename:
             yield filename
+
+
+def _form_fields_of(text: str) -> tuple[list[str], list[str]]:
+    """`_form_fields`, read by the compiled reader (`_scan.c`) when the text is ASCII and it
+    is built: the same answer (a test holds them equal)."""
+    if _scan is not None and text.isascii():
+        return cast("tuple[list[str], list[str]]", _scan.form_fields(text, MAX_FIELDS))
+    return _form_fields(text)
 
 
 def _form_fields(text: str) -> tuple[list[str], list[str]]:
@@ -323,12 +330,12 @@ def link_hosts(reading: str) -> list[str] | None:
     """The host names the links in *reading* go to, when each is a link whose host reads on its
     own (`canonical.plain_host`); None when some link's host might not be one of them.
 
-    `_link_hosts`, read by the compiled reader (`_hosts.c`) when the text is ASCII
+    `_link_hosts`, read by the compiled reader (`_scan.c`) when the text is ASCII
     and it is built (`COMPILED`): the same answer (a test holds them equal), about
     ten times faster.
     """
-    if _compiled_link_hosts is not None and reading.isascii():
-        return _compiled_link_hosts(reading)
+    if _scan is not None and reading.isascii():
+        return cast("list[str] | None", _scan.link_hosts(reading))
     return _link_hosts(reading)
 
 

@@ -12,7 +12,17 @@ from hypothesis import strategies as st
 
 from blocklists import InvalidURL, canonicalize, links
 from blocklists.canonical import canonicalize_traced, plain_host
-from blocklists.links import MAX_LINKS, _link_hosts, find_links, is_text_type, link_hosts, percent_decoded
+from blocklists.links import (
+    MAX_FIELDS,
+    MAX_LINKS,
+    _form_fields,
+    _form_fields_of,
+    _link_hosts,
+    find_links,
+    is_text_type,
+    link_hosts,
+    percent_decoded,
+)
 
 LISTED = "http://mirror.test/film"
 
@@ -245,13 +255,13 @@ def test_link_hosts_names_each_host_or_says_it_cannot(reading: str, hosts: list[
     assert link_hosts(reading) == hosts
 
 
-# -- the compiled host reader (blocklists/_hosts.c) answers as the Python one -----------------
+# -- the compiled host reader (blocklists/_scan.c) answers as the Python one -----------------
 
 
 def test_the_host_reader_is_compiled() -> None:
     """The build compiles it (`blocklists/_build.py`, with a C compiler: `apt-get install gcc`);
     without it the links are read in Python, and none of the tests below compares anything."""
-    assert links.COMPILED, "blocklists/_hosts.c is not compiled: is there a C compiler (cc, gcc)?"
+    assert links.COMPILED, "blocklists/_scan.c is not compiled: is there a C compiler (cc, gcc)?"
 
 
 # Characters each rule of the reader turns on, and runs long enough to pass MAX_HOST.
@@ -277,6 +287,27 @@ def test_the_compiled_host_reader_answers_as_the_python_one(reading: str) -> Non
 )
 def test_the_compiled_host_reader_answers_as_the_python_one_whatever_the_text(reading: str) -> None:
     assert link_hosts(reading) == _link_hosts(reading)
+
+
+FORM_PIECES = st.sampled_from(
+    [*"ab=&+%.-/:\\ \x00\x7f", "%2", "%4", "%41", "%2e", "%2E", "%25", "%zz", "%C3%A9", "%C3", "%FF",
+     "%E2%80%9D", "%+1", "==", "&&", "a" * 50]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["", "&", "=", "a", "a=", "=b", "a=b&", "&a=b", "a=b=c", "%", "a=%", "a=%4", "a=%41%", "+=+",
+     "&".join(["a=1"] * (MAX_FIELDS + 5)), "&".join(["b"] * MAX_FIELDS) + "&c=d"],
+)  # fmt: skip
+def test_the_compiled_form_reader_answers_as_the_python_one(form: str) -> None:
+    assert _form_fields_of(form) == _form_fields(form)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.lists(FORM_PIECES, max_size=40).map("".join), st.text(st.characters(max_codepoint=127))))
+def test_the_compiled_form_reader_answers_as_the_python_one_whatever_the_form(form: str) -> None:
+    assert _form_fields_of(form) == _form_fields(form)
 
 
 def test_a_post_to_unlisted_hosts_is_not_searched_link_by_link() -> None:

@@ -1,13 +1,15 @@
-/* The compiled form of `blocklists.links._link_hosts` for an ASCII reading.
+/* The share scan's compiled readers, for ASCII text: each answers exactly what its Python
+ * function in `blocklists.links` answers (tests hold them equal on generated texts).
  *
- * link_hosts(reading) answers exactly what the Python function answers (a test holds
- * them equal on generated readings): the host names the links in *reading* go to, or
- * None when some link's host might not be one of them. The character classes it reads
- * are not written here: `configure` takes them from the Python module, which derives
- * them from its own patterns, so the two can only differ in how they walk the text.
+ * link_hosts(reading), `_link_hosts`: the host names the links in *reading* go to, or None
+ * when some link's host might not be one of them. The character classes it reads are not
+ * written here: `configure` takes them from the Python module, which derives them from its
+ * own patterns, so the two can only differ in how they walk the text.
  *
- * Every index is checked against the reading's length before it is read; the only
- * memory written is the list of names returned.
+ * form_fields(text, max_fields), `_form_fields`: a form body's decoded values and names.
+ *
+ * Every index is checked against the text's length before it is read; the only memory
+ * written is the objects returned and a buffer of the text's length.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -191,16 +193,114 @@ failed:
     return NULL;
 }
 
+static int
+hex_value(Py_UCS1 c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* text[start:end] with "+" read as a space and each "%XX" as its byte, decoded as UTF-8
+ * (invalid bytes replaced), as `percent_decoded(text.replace("+", " "))`; a "%" that begins
+ * no escape stays. *buffer* holds at least end - start bytes. */
+static PyObject *
+decoded(const Py_UCS1 *text, Py_ssize_t start, Py_ssize_t end, char *buffer)
+{
+    Py_ssize_t length = 0;
+    for (Py_ssize_t at = start; at < end; at++) {
+        Py_UCS1 c = text[at];
+        if (c == '%' && at + 2 < end) {
+            int high = hex_value(text[at + 1]), low = hex_value(text[at + 2]);
+            if (high >= 0 && low >= 0) {
+                buffer[length++] = (char)(high * 16 + low);
+                at += 2;
+                continue;
+            }
+        }
+        buffer[length++] = c == '+' ? ' ' : (char)c;
+    }
+    return PyUnicode_DecodeUTF8(buffer, length, "replace");
+}
+
+static int
+append_decoded(PyObject *list, const Py_UCS1 *text, Py_ssize_t start, Py_ssize_t end, char *buffer)
+{
+    PyObject *item = decoded(text, start, end, buffer);
+    if (item == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+static PyObject *
+form_fields(PyObject *module, PyObject *args)
+{
+    PyObject *form;
+    Py_ssize_t max_fields;
+    if (!PyArg_ParseTuple(args, "Un", &form, &max_fields)) {
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(form)) {
+        PyErr_SetString(PyExc_TypeError, "form_fields reads an ASCII str");
+        return NULL;
+    }
+    const Py_UCS1 *text = PyUnicode_1BYTE_DATA(form);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(form);
+    char *buffer = PyMem_Malloc(size > 0 ? (size_t)size : 1);
+    PyObject *values = PyList_New(0), *names = PyList_New(0), *result = NULL;
+    if (buffer == NULL || values == NULL || names == NULL) {
+        if (buffer == NULL) {
+            PyErr_NoMemory();
+        }
+        goto done;
+    }
+    Py_ssize_t start = 0;
+    for (Py_ssize_t field = 0; field < max_fields && start <= size; field++) {
+        const Py_UCS1 *amp = memchr(text + start, '&', (size_t)(size - start));
+        Py_ssize_t end = amp == NULL ? size : amp - text;
+        const Py_UCS1 *equals = memchr(text + start, '=', (size_t)(end - start));
+        Py_ssize_t name_end = equals == NULL ? end : equals - text;
+        if (equals != NULL && end > name_end + 1
+            && append_decoded(values, text, name_end + 1, end, buffer) < 0) {
+            goto done;
+        }
+        if (name_end > start && append_decoded(names, text, start, name_end, buffer) < 0) {
+            goto done;
+        }
+        if (amp == NULL) {
+            break;
+        }
+        start = end + 1;
+    }
+    result = PyTuple_Pack(2, values, names);
+done:
+    PyMem_Free(buffer);
+    Py_XDECREF(values);
+    Py_XDECREF(names);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "configure(classes, longest_host): the character classes"},
     {"link_hosts", link_hosts, METH_O, "link_hosts(reading): the hosts of an ASCII reading's links, or None"},
+    {"form_fields", form_fields, METH_VARARGS, "form_fields(text, max_fields): a form's decoded values, names"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef hosts_module = {PyModuleDef_HEAD_INIT, "_hosts", NULL, -1, methods, NULL, NULL, NULL, NULL};
+static struct PyModuleDef scan_module = {PyModuleDef_HEAD_INIT, "_scan", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC
-PyInit__hosts(void)
+PyInit__scan(void)
 {
-    return PyModule_Create(&hosts_module);
+    return PyModule_Create(&scan_module);
 }
