@@ -19,6 +19,11 @@ host names first (`link_hosts`, one cheap pass), and only a text with a host
 the test does not clear, or with a link whose host cannot be read on its own,
 is searched link by link. Most posts link to hosts no entry names, and those
 are never searched.
+
+The two readers every post goes through, its hosts (`link_hosts`) and a form's
+fields, are compiled from ``_scan.c`` where it was built at install (`COMPILED`)
+and read ASCII texts there, with the same answers as the Python functions beside
+them, which read every other text.
 """
 
 from __future__ import annotations
