@@ -6,7 +6,8 @@
  * written here: `configure` takes them from the Python module, which derives them from its
  * own patterns, so the two can only differ in how they walk the text.
  *
- * form_fields(text, max_fields), `_form_fields`: a form body's decoded values and names.
+ * form_fields(text, max_fields), `_form_fields`: a form body's decoded values and names, and
+ * the text after its first max_fields fields.
  *
  * Every index is checked against the text's length before it is read; the only memory
  * written is the objects returned and a buffer of the text's length.
@@ -58,7 +59,7 @@ is(const Py_UCS1 *text, Py_ssize_t at, unsigned char class)
 static Py_ssize_t
 bare_host(const Py_UCS1 *text, Py_ssize_t start, Py_ssize_t end)
 {
-    Py_ssize_t dots[256]; /* where each label's dot is: a run of MAX_HOST (255) holds at most 128 */
+    Py_ssize_t dots[256]; /* where each label's dot is: a run of MAX_HOST (255) holds at most 127 */
     Py_ssize_t count = 0, at = start;
     while (at < end) {
         Py_ssize_t label = at;
@@ -257,15 +258,15 @@ form_fields(PyObject *module, PyObject *args)
     const Py_UCS1 *text = PyUnicode_1BYTE_DATA(form);
     Py_ssize_t size = PyUnicode_GET_LENGTH(form);
     char *buffer = PyMem_Malloc(size > 0 ? (size_t)size : 1);
-    PyObject *values = PyList_New(0), *names = PyList_New(0), *result = NULL;
+    PyObject *values = PyList_New(0), *names = PyList_New(0), *rest = NULL, *result = NULL;
     if (buffer == NULL || values == NULL || names == NULL) {
         if (buffer == NULL) {
             PyErr_NoMemory();
         }
         goto done;
     }
-    Py_ssize_t start = 0;
-    for (Py_ssize_t field = 0; field < max_fields && start <= size; field++) {
+    Py_ssize_t start = 0, field;
+    for (field = 0; field < max_fields && start <= size; field++) {
         const Py_UCS1 *amp = memchr(text + start, '&', (size_t)(size - start));
         Py_ssize_t end = amp == NULL ? size : amp - text;
         const Py_UCS1 *equals = memchr(text + start, '=', (size_t)(end - start));
@@ -278,22 +279,32 @@ form_fields(PyObject *module, PyObject *args)
             goto done;
         }
         if (amp == NULL) {
+            start = size + 1; /* every field read: no rest */
             break;
         }
         start = end + 1;
     }
-    result = PyTuple_Pack(2, values, names);
+    /* The text after the first max_fields fields, "+" read as a space and nothing decoded. */
+    Py_ssize_t length = start <= size ? size - start : 0;
+    for (Py_ssize_t at = 0; at < length; at++) {
+        buffer[at] = text[start + at] == '+' ? ' ' : (char)text[start + at];
+    }
+    rest = PyUnicode_DecodeASCII(buffer, length, "strict");
+    if (rest != NULL) {
+        result = PyTuple_Pack(3, values, names, rest);
+    }
 done:
     PyMem_Free(buffer);
     Py_XDECREF(values);
     Py_XDECREF(names);
+    Py_XDECREF(rest);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "configure(classes, longest_host): the character classes"},
     {"link_hosts", link_hosts, METH_O, "link_hosts(reading): the hosts of an ASCII reading's links, or None"},
-    {"form_fields", form_fields, METH_VARARGS, "form_fields(text, max_fields): a form's decoded values, names"},
+    {"form_fields", form_fields, METH_VARARGS, "form_fields(text, max_fields): a form's values, names, rest"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -218,10 +218,12 @@ def _texts(body: bytes, content_type: str, depth: int = 0) -> Iterator[str]:
     text = _decode(body, content_type)
     if depth < MAX_DEPTH:
         if media == "application/x-www-form-urlencoded":
-            values, names = _form_fields_of(text)
+            values, names, rest = _form_fields_of(text)
             if values or names:
                 yield from values
                 yield from names
+                if rest:
+                    yield rest  # past MAX_FIELDS: read as text (its escapes too, see `_readings`)
                 for before, after in pairwise(values):
                     joined = _split_link(before, after)
                     if joined:
@@ -261,30 +263,33 @@ def _multipart(body: bytes, content_type: str, depth: int) -> Iterator[str]:
             yield filename
 
 
-def _form_fields_of(text: str) -> tuple[list[str], list[str]]:
+def _form_fields_of(text: str) -> tuple[list[str], list[str], str]:
     """`_form_fields`, read by the compiled reader (`_scan.c`) when the text is ASCII and it
     is built: the same answer (a test holds them equal)."""
     if _scan is not None and text.isascii():
-        return cast("tuple[list[str], list[str]]", _scan.form_fields(text, MAX_FIELDS))
+        return cast("tuple[list[str], list[str], str]", _scan.form_fields(text, MAX_FIELDS))
     return _form_fields(text)
 
 
-def _form_fields(text: str) -> tuple[list[str], list[str]]:
-    """The values and the names of a form body, decoded, in order; empty ones left out.
+def _form_fields(text: str) -> tuple[list[str], list[str], str]:
+    """The values and the names of a form body, decoded, in order; empty ones left out; and
+    the text after the first `MAX_FIELDS` fields, not split ("" when there is none).
 
     As the WHATWG ``application/x-www-form-urlencoded`` parser reads them:
     fields split at ``&``, name and value at the first ``=``, ``+`` a space.
-    Names too, since a body without an ``=`` is all name.
+    Names too, since a body without an ``=`` is all name. The rest is the
+    bound's: a receiver reads every field, so it is read too, as text.
     """
     values: list[str] = []
     names: list[str] = []
-    for field in text.replace("+", " ").split("&", MAX_FIELDS)[:MAX_FIELDS]:  # "+" is neither "&" nor "="
+    fields = text.replace("+", " ").split("&", MAX_FIELDS)  # "+" is neither "&" nor "="
+    for field in fields[:MAX_FIELDS]:
         name, _, value = field.partition("=")
         if value:
             values.append(percent_decoded(value))
         if name:
             names.append(percent_decoded(name))
-    return values, names
+    return values, names, fields[MAX_FIELDS] if len(fields) > MAX_FIELDS else ""
 
 
 def percent_decoded(text: str) -> str:

@@ -310,6 +310,16 @@ def test_the_compiled_form_reader_answers_as_the_python_one_whatever_the_form(fo
     assert _form_fields_of(form) == _form_fields(form)
 
 
+@pytest.mark.parametrize("junk", [MAX_FIELDS - 1, MAX_FIELDS, MAX_FIELDS + 3])
+def test_a_link_past_the_form_field_bound_is_found(junk: int) -> None:
+    """A receiver reads every field: what lies past MAX_FIELDS is read as text, not dropped."""
+    body = ("&".join(["a=1"] * junk) + "&x=http%3A%2F%2Fmirror.test%2Ffilm+now").encode()
+    content_type = "application/x-www-form-urlencoded"
+    assert "http://mirror.test/film" in find_links(body, content_type)
+    assert "http://mirror.test/film" in find_links(body, content_type, may_list)
+    assert "http://mirror.test/film" in find_links(body, content_type, lambda name: name == "mirror.test")
+
+
 def test_a_post_to_unlisted_hosts_is_not_searched_link_by_link() -> None:
     body = "status=" + quote(" ".join(f"see https://site{i}.example/p/{i}" for i in range(5)) + " x" * 900)
     asked: list[str] = []
