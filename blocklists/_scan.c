@@ -86,15 +86,15 @@ bare_host(const Py_UCS1 *text, Py_ssize_t start, Py_ssize_t end)
     return 0;
 }
 
+/* Append *item*, a new reference (NULL: the call that made it failed), to *list*, and drop it. */
 static int
-append_name(PyObject *hosts, PyObject *reading, Py_ssize_t start, Py_ssize_t end)
+append_new(PyObject *list, PyObject *item)
 {
-    PyObject *name = PyUnicode_Substring(reading, start, end);
-    if (name == NULL) {
+    if (item == NULL) {
         return -1;
     }
-    int failed = PyList_Append(hosts, name);
-    Py_DECREF(name);
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
     return failed;
 }
 
@@ -170,14 +170,15 @@ link_hosts(PyObject *module, PyObject *reading)
         }
         if (start >= 3 && text[start - 3] == ':' && text[start - 2] == '/' && text[start - 1] == '/') {
             schemes--;
-            if (append_name(hosts, reading, start, end) < 0) {
+            if (append_new(hosts, PyUnicode_Substring(reading, start, end)) < 0) {
                 goto failed;
             }
-            if (bare > 0 && bare != end - start && append_name(hosts, reading, start, start + bare) < 0) {
+            if (bare > 0 && bare != end - start
+                && append_new(hosts, PyUnicode_Substring(reading, start, start + bare)) < 0) {
                 goto failed;
             }
         }
-        else if (bare > 0 && append_name(hosts, reading, start, start + bare) < 0) {
+        else if (bare > 0 && append_new(hosts, PyUnicode_Substring(reading, start, start + bare)) < 0) {
             goto failed;
         }
         dot = end < size ? memchr(text + end, '.', (size_t)(size - end)) : NULL;
@@ -231,18 +232,6 @@ decoded(const Py_UCS1 *text, Py_ssize_t start, Py_ssize_t end, char *buffer)
     return PyUnicode_DecodeUTF8(buffer, length, "replace");
 }
 
-static int
-append_decoded(PyObject *list, const Py_UCS1 *text, Py_ssize_t start, Py_ssize_t end, char *buffer)
-{
-    PyObject *item = decoded(text, start, end, buffer);
-    if (item == NULL) {
-        return -1;
-    }
-    int failed = PyList_Append(list, item);
-    Py_DECREF(item);
-    return failed;
-}
-
 static PyObject *
 form_fields(PyObject *module, PyObject *args)
 {
@@ -272,10 +261,10 @@ form_fields(PyObject *module, PyObject *args)
         const Py_UCS1 *equals = memchr(text + start, '=', (size_t)(end - start));
         Py_ssize_t name_end = equals == NULL ? end : equals - text;
         if (equals != NULL && end > name_end + 1
-            && append_decoded(values, text, name_end + 1, end, buffer) < 0) {
+            && append_new(values, decoded(text, name_end + 1, end, buffer)) < 0) {
             goto done;
         }
-        if (name_end > start && append_decoded(names, text, start, name_end, buffer) < 0) {
+        if (name_end > start && append_new(names, decoded(text, start, name_end, buffer)) < 0) {
             goto done;
         }
         if (amp == NULL) {

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .canonical import (
@@ -71,13 +71,13 @@ class HostIndex:
         # Most hosts: nothing under any parent, and no suffix list needed to know it (a host
         # deeper than MAX_HOSTS is looked up under its `host_expressions` alone).
         if not holds(host) and (
-            is_ip or (host.count(".") <= MAX_HOSTS and not _any_parent(holds, host, named))
+            is_ip or (host.count(".") <= MAX_HOSTS and not _any_named(holds, _parents(host), named))
         ):
             return False
         return _any_named(holds, host_expressions(host, is_ip), named)
 
 
-def _any_named(holds: Callable[[str], bool], names: Sequence[str], named: dict[str, bool] | None) -> bool:
+def _any_named(holds: Callable[[str], bool], names: Iterable[str], named: dict[str, bool] | None) -> bool:
     """Whether *holds* answers True for any of *names*, each answer kept in *named*."""
     if named is None:
         return any(map(holds, names))
@@ -90,21 +90,13 @@ def _any_named(holds: Callable[[str], bool], names: Sequence[str], named: dict[s
     return False
 
 
-def _any_parent(holds: Callable[[str], bool], host: str, named: dict[str, bool] | None) -> bool:
-    """`_any_named` over every parent domain of *host* (a name, not an address): a superset of
-    `host_expressions` whatever the public suffix list says, so found without it."""
+def _parents(host: str) -> Iterator[str]:
+    """Every parent domain of *host* (a name, not an address), deepest first: with *host*, a
+    superset of `host_expressions` whatever the public suffix list says, so found without it."""
     at = host.find(".")
     while at >= 0:
-        parent = host[at + 1 :]
-        answer = None if named is None else named.get(parent)
-        if answer is None:
-            answer = holds(parent)
-            if named is not None:
-                named[parent] = answer
-        if answer:
-            return True
+        yield host[at + 1 :]
         at = host.find(".", at + 1)
-    return False
 
 
 class Checker:
