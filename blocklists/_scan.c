@@ -36,8 +36,9 @@ configure(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "y#n", &table, &length, &longest)) {
         return NULL;
     }
-    if (length != 128 || longest < 1) {
-        PyErr_SetString(PyExc_ValueError, "configure needs 128 classes and a positive longest host");
+    if (length != 128 || longest < 1 || longest > 511) {
+        /* bare_host keeps the dots of a run no longer than longest: at most 255 of them */
+        PyErr_SetString(PyExc_ValueError, "configure needs 128 classes and a longest host of 1 to 511");
         return NULL;
     }
     memcpy(classes, table, 128);
@@ -238,6 +239,10 @@ form_fields(PyObject *module, PyObject *args)
     PyObject *form;
     Py_ssize_t max_fields;
     if (!PyArg_ParseTuple(args, "Un", &form, &max_fields)) {
+        return NULL;
+    }
+    if (max_fields < 1) {
+        PyErr_SetString(PyExc_ValueError, "form_fields needs a positive max_fields");
         return NULL;
     }
     if (!PyUnicode_IS_ASCII(form)) {

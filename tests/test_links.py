@@ -264,6 +264,19 @@ def test_the_host_reader_is_compiled() -> None:
     assert links.COMPILED, "blocklists/_scan.c is not compiled: is there a C compiler (cc, gcc)?"
 
 
+def test_the_compiled_readers_refuse_bounds_they_cannot_keep() -> None:
+    """A bound its fixed tables cannot hold is refused, and the one in force stays."""
+    scan = links._scan
+    assert scan is not None
+    with pytest.raises(ValueError, match="longest host of 1 to 511"):
+        scan.configure(bytes(128), 512)
+    with pytest.raises(ValueError, match="128 classes"):
+        scan.configure(bytes(127), 255)
+    with pytest.raises(ValueError, match="positive max_fields"):
+        scan.form_fields("a=b", 0)
+    assert scan.link_hosts("see site.example now") == ["site.example"]
+
+
 # Characters each rule of the reader turns on, and runs long enough to pass MAX_HOST.
 HOST_PIECES = st.sampled_from(
     [*"ab.-_:/\\ 9,;!)]?#[\n@%\x00\t\x1c\x7f=&'\"<>`{}|^", "://", ":\\", ".example", "www.", "WWW.", "http",
