@@ -105,38 +105,42 @@ async def scan_cost(entries: int) -> None:
           f"with the body's hosts screened first (as the proxy does) {scanned * 1000:.1f} ms\n")  # fmt: skip
 
 
-POSTED = itertools.count()
+POSTED = itertools.count()  # a round never repeats the posts of the one before
 SITES = random.Random(7)
+
+
+def form_post(number: int, hosts: int, draw: random.Random) -> bytes:
+    """Post *number*: a 2 KiB form post with five links, to hosts no post had before (*hosts* 0,
+    nothing cached helps), or drawn from *hosts* sites, the popular ones far more often (Zipf-like)."""
+    sites = [f"{number}-{i}" for i in range(5)] if not hosts else [
+        str(int(hosts ** draw.random())) for _ in range(5)
+    ]  # fmt: skip
+    text = " ".join(f"see https://site{site}.example/p/{number}" for site in sites)
+    return urlencode({"status": text + " x" * 900, "csrf": "t0k3n"}).encode()
+
+
+def form_request(host: str, body: bytes) -> bytes:
+    """The proxy request that posts *body* to ``http://host/post``."""
+    head = (
+        f"POST http://{host}/post HTTP/1.1\r\nHost: {host}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 async def post_load(port: int, seconds: float, connections: int, hosts: int = 0) -> tuple[int, list[float]]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
-    def next_body() -> bytes:
-        """A 2 KiB form post with five links: to hosts no post had before (`hosts` 0, nothing cached
-        helps), or drawn from `hosts` sites, the popular ones far more often (Zipf-like). Numbered
-        and drawn on from call to call, so that a round never repeats the posts of the one before."""
-        n = next(POSTED)
-        sites = [f"{n}-{i}" for i in range(5)] if not hosts else [
-            str(int(hosts ** SITES.random())) for _ in range(5)
-        ]  # fmt: skip
-        text = " ".join(f"see https://site{site}.example/p/{n}" for site in sites)
-        return urlencode({"status": text + " x" * 900, "csrf": "t0k3n"}).encode()
-
     async def worker(number: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         host = f"w{number}.social.example"  # a share site (--share-site social.example)
         try:
             while time.perf_counter() < deadline:
-                body = next_body()
+                body = form_post(next(POSTED), hosts, SITES)
                 start = time.perf_counter()
-                head = (
-                    f"POST http://{host}/post HTTP/1.1\r\nHost: {host}\r\n"
-                    "Content-Type: application/x-www-form-urlencoded\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                )
-                writer.write(head.encode() + body)
+                writer.write(form_request(host, body))
                 status = await read_response(reader)
                 latencies.append((time.perf_counter() - start) * 1000)
                 assert status == 200, status
