@@ -9,14 +9,16 @@ Needs valgrind (Debian: ``apt-get install valgrind``); takes about 15 minutes.
 valgrind's callgrind, one after the other, with 1M entries, and get the same
 posts as `bench_share` part 2 (2 KiB form bodies, five unlisted links each).
 Counting starts after a warm-up and stops after a fixed number of posts, so
-the start and the index build are not counted. Printed per post, for each:
-the instructions, and the misses of a simulated 32 KiB L1 (instructions and
-data) and 1 MiB L2 cache, the sizes of this machine's. A count does not drift
-with the machine's speed as a timed comparison does (`bench_share` part 2), so
-the ratio of instructions is the cost of scanning, free of noise; and the
+the start and the index build are not counted. Printed per post, for each: the
+instructions, and the misses of a simulated 32 KiB L1 (instructions and data)
+and 1 MiB L2 cache (``--last-level 32768``: a 32 MiB L3), this machine's sizes.
+A count does not drift with the machine's speed as a timed comparison does
+(`bench_share` part 2): from run to run it moves by a few tenths of a percent
+(how many posts the event loop takes at once depends on timing). So the ratio
+of instructions is the cost of scanning without the machine's noise, and the
 misses show whether scanning makes the rest of the proxy miss its caches more
-than in proportion, a cost a timed comparison would see and the scan's own
-time would not.
+than in proportion: a cost that a timed comparison would see and the scan's
+own time would not.
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ from blocklists import Store  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 from tests.support.synthetic import synthetic_entries  # noqa: E402
 
-CACHES = ["--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,8,64"]  # L2 as the last level
+L1 = ["--I1=32768,8,64", "--D1=32768,8,64"]
+
+
+def last_level(kib: int) -> str:
+    """The simulated last level: this machine's L2 (1 MiB, 8 ways) or its L3 (32 MiB, 16 ways)."""
+    return f"--LL={kib * 1024},{8 if kib <= 1024 else 16},64"
 
 
 async def posted(port: int, numbers: range, hosts: int, seed: int, connections: int = 4) -> None:
@@ -104,7 +111,7 @@ async def counted(name: str, flags: list[str], data: Path, work: Path, upstream_
     port, metrics_port = free_port(), free_port()
     out = work / f"callgrind-{name}"
     command = ["valgrind", "--tool=callgrind", f"--log-file={work}/valgrind-{name}.log",
-               "--instr-atstart=no", "--cache-sim=yes", *CACHES,
+               "--instr-atstart=no", "--cache-sim=yes", *L1, last_level(args.last_level),
                f"--callgrind-out-file={out}", sys.executable, "-m", "proxy_addon.cli", "run",
                "--data-dir", str(data), "--listen-port", str(port), "--upstream", upstream_url,
                "--no-sample", "--api-port", "0", "--metrics", f"127.0.0.1:{metrics_port}",
@@ -140,6 +147,13 @@ async def main() -> None:
         default=0,
         help="links go to this many sites, the popular ones more often (0: none twice)",
     )
+    parser.add_argument(
+        "--last-level",
+        type=int,
+        default=1024,
+        metavar="KIB",
+        help="the simulated last cache level: 1024, this machine's L2 (default); 32768, its L3",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("bench_share_counted needs valgrind's callgrind_control (Debian: apt-get install valgrind)")
@@ -160,7 +174,7 @@ async def main() -> None:
         return sum(figures[event] for event in events) / args.posts
 
     rows = (("instructions", ("Ir",)), ("L1 misses", ("I1mr", "D1mr", "D1mw")),
-            ("L2 misses (1 MiB)", ("ILmr", "DLmr", "DLmw")))  # fmt: skip
+            (f"last-level misses ({args.last_level:,} KiB)", ("ILmr", "DLmr", "DLmw")))  # fmt: skip
     for label, events in rows:
         before, after = per_post(off, *events), per_post(on, *events)
         print(f"  {label} per post: off {before:,.0f}, on {after:,.0f}: "

@@ -197,15 +197,12 @@ class ShareGuard:
         """A post whose body mitmproxy will stream is read as it passes (`StreamedPost`)."""
         request = flow.request
         settings = self.runtime.settings
-        if settings is None or not settings.share or not _scanned_method(request):
+        if settings is None or not settings.share or not may_stream(request):
             return
-        if not may_stream(request):
-            return
-        content_type = self.scanned_type(request)
-        encoding = request.headers.get("content-encoding", "identity").lower()
-        if content_type is None or encoding not in ("identity", ""):
+        scanned = self._scanned(request)
+        if scanned is None or (scanned[1] or "identity").lower() not in ("identity", ""):
             return  # not scanned, or an encoding a chunk cannot be read in: passes untouched
-        request.stream = StreamedPost(self, flow, content_type, settings.share_max_body)
+        request.stream = StreamedPost(self, flow, scanned[0], settings.share_max_body)
 
     async def _search_then_decide(self, flow: http.HTTPFlow, body: bytes, content_type: str) -> None:
         links, seconds = await asyncio.to_thread(_timed_find_links, body, content_type)

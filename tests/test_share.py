@@ -390,11 +390,21 @@ async def test_only_scanned_posts_are_streamed_through_the_filter(proxy: Proxy) 
         ("https://elsewhere.example/upload", {"content-type": "text/plain"}),  # not a share site
         ("https://social.example/upload", {"content-type": "image/png"}),  # binary
         ("https://social.example/upload", {"content-type": "text/plain", "content-encoding": "gzip"}),
+        ("https://social.example/upload", {"content-type": "text/plain", "content-encoding": "GZIP"}),
     ]:
         flow = proxy.flow(url, method="POST", headers={**headers, "content-length": "10000000"})
         flow.request.stream = True
         await run_hook(proxy.addon.requestheaders(flow))
-        assert flow.request.stream is True, url
+        assert flow.request.stream is True, (url, headers)
+    flow = proxy.flow("https://social.example/upload", method="GET", headers={"content-type": "text/plain"})
+    flow.request.stream = True  # not a method whose body is scanned
+    await run_hook(proxy.addon.requestheaders(flow))
+    assert flow.request.stream is True
+    flow, _ = await _streamed(proxy)  # and the one that is: a text POST to a share site, unencoded
+    flow.request.headers["content-encoding"] = "IDENTITY"  # as a sender may spell it
+    flow.request.stream = True
+    await run_hook(proxy.addon.requestheaders(flow))
+    assert isinstance(flow.request.stream, StreamedPost)
 
 
 async def test_the_scan_counts_the_posts_it_searched_and_its_time(proxy: Proxy) -> None:
