@@ -119,6 +119,16 @@ def form_post(number: int, hosts: int, draw: random.Random) -> bytes:
     return urlencode({"status": text + " x" * 900, "csrf": "t0k3n"}).encode()
 
 
+def add_hosts_option(parser: argparse.ArgumentParser) -> None:
+    """``--hosts``: the mix of sites the posts link to (`form_post`)."""
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=0,
+        help="links go to this many sites, the popular ones more often (0: none twice)",
+    )
+
+
 def form_request(host: str, body: bytes) -> bytes:
     """The proxy request that posts *body* to ``http://host/post``."""
     head = (
@@ -174,12 +184,7 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=20, help="rounds with each pair of proxies")
     parser.add_argument("--pairs", type=int, default=4, help="pairs of proxies, each started afresh")
-    parser.add_argument(
-        "--hosts",
-        type=int,
-        default=0,
-        help="links go to this many sites, the popular ones more often (0: none twice)",
-    )
+    add_hosts_option(parser)
     parser.add_argument(
         "--same", action="store_true", help="scanning off in both: what the method reads as no difference"
     )

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_proxy import read_response, upstream  # noqa: E402
-from bench.bench_share import form_post, form_request  # noqa: E402
+from bench.bench_share import add_hosts_option, form_post, form_request  # noqa: E402
 from blocklists import Store  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 from tests.support.synthetic import synthetic_entries  # noqa: E402
@@ -141,12 +141,7 @@ async def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--posts", type=int, default=1000, help="posts counted on each proxy")
     parser.add_argument("--warm-up", type=int, default=200, help="posts before counting starts")
-    parser.add_argument(
-        "--hosts",
-        type=int,
-        default=0,
-        help="links go to this many sites, the popular ones more often (0: none twice)",
-    )
+    add_hosts_option(parser)
     parser.add_argument(
         "--last-level",
         type=int,
