@@ -338,6 +338,12 @@ def test_a_pass_ends_at_its_expiry_and_a_reason_can_be_required(
         proxy.stop()
 
 
+def _posted(upstream: Upstream) -> list[bytes]:
+    """The bodies posted to the page's ``/post``: Chromium's own background requests (its
+    component updater's, say) go through the proxy to the same upstream."""
+    return [body for path, body in upstream.server.bodies if path == "/post"]
+
+
 def test_a_post_carrying_a_listed_link_is_held_and_send_anyway_delivers_it(
     context: BrowserContext, upstreams: tuple[Upstream, Upstream], tmp_path: Path
 ) -> None:
@@ -348,17 +354,17 @@ def test_a_post_carrying_a_listed_link_is_held_and_send_anyway_delivers_it(
             + '<textarea name="status">Have you seen http://leak.example/inbox?id=3</textarea>'
             + '<input name="csrf" value="k"><button id="go">Post</button></form>'; }"""
     )
-    before = len(upstreams[0].server.bodies)
+    before = len(_posted(upstreams[0]))
     with page.expect_navigation():
         page.click("#go")
     assert page.url.startswith(f"https://{OWN}/share?t=")
     assert page.title() == "This post carries a link to leaked material"
     assert page.get_by_text("http://leak.example/inbox?id=3").is_visible()
     page.screenshot(path=str(shots(tmp_path) / "share-warning.png"), full_page=True)
-    assert len(upstreams[0].server.bodies) == before  # held back: nothing went up
+    assert len(_posted(upstreams[0])) == before  # held back: nothing went up
     page.wait_for_timeout(1100)
     with page.expect_navigation():
         page.click("#send-anyway")
     expected = b"status=Have+you+seen+http%3A%2F%2Fleak.example%2Finbox%3Fid%3D3&csrf=k"
-    assert upstreams[0].server.bodies[before:] == [("/post", expected)]  # as the browser first sent it
+    assert _posted(upstreams[0])[before:] == [expected]  # as the browser first sent it
     assert page.inner_text("body") == f"received {len(expected)} bytes"
