@@ -132,6 +132,10 @@ class ShareGuard:
         settings = self.runtime.settings
         if settings is None or not _scanned_method(request):
             return None
+        return self._scanned_post(settings, request)
+
+    def _scanned_post(self, settings: Settings, request: http.Request) -> tuple[str, str | None] | None:
+        """`_scanned` for a request whose method is scanned."""
         content_type, encoding, host = _post_headers(request)
         if content_type is None:
             content_type = "text/plain"
@@ -197,9 +201,9 @@ class ShareGuard:
         """A post whose body mitmproxy will stream is read as it passes (`StreamedPost`)."""
         request = flow.request
         settings = self.runtime.settings
-        if settings is None or not settings.share or not may_stream(request):
-            return
-        scanned = self._scanned(request)
+        if settings is None or not settings.share or not _scanned_method(request) or not may_stream(request):
+            return  # the method first: every request is asked
+        scanned = self._scanned_post(settings, request)
         if scanned is None or (scanned[1] or "identity").lower() not in ("identity", ""):
             return  # not scanned, or an encoding a chunk cannot be read in: passes untouched
         request.stream = StreamedPost(self, flow, scanned[0], settings.share_max_body)
